@@ -27,7 +27,8 @@ RV_API void rv_arena_destroy(rv_arena_t *arena);
 
 /**
  * Returns `size` bytes aligned to 16, valid until the next rv_arena_reset() or
- * rv_arena_destroy(); NULL when memory is exhausted. `size` 0 returns a valid unique pointer.
+ * rv_arena_destroy(); NULL when memory is exhausted. `size` 0 returns a valid pointer
+ * that may equal the next allocation.
  */
 RV_API void *rv_arena_alloc(rv_arena_t *arena, size_t size);
 

@@ -79,4 +79,7 @@ RV__HIDDEN void rv__log(const rv_logger_t *logger, rv_log_level_t level, const c
  * error messages (keys and values from outside may hold anything). Returns `out`. */
 RV__HIDDEN const char *rv__quote(char *out, size_t out_size, const void *s, size_t len);
 
+/* CRC32C with the portable table code only, so tests can check both paths agree. */
+RV__HIDDEN uint32_t rv__crc32c_portable(uint32_t crc, const void *data, size_t len);
+
 #endif
