@@ -39,8 +39,9 @@ RV_API void *rv_arena_memdup(rv_arena_t *arena, const void *data, size_t len);
 RV_API char *rv_arena_strndup(rv_arena_t *arena, const char *str, size_t len);
 
 /**
- * Forgets every allocation and keeps the largest block for reuse, so a steady workload stops
- * calling malloc after its first batches.
+ * Forgets every allocation and keeps the memory: when the arena grew past one block, the blocks
+ * are replaced by one as large as all of them, so a steady workload stops calling malloc after
+ * its first batch.
  */
 RV_API void rv_arena_reset(rv_arena_t *arena);
 

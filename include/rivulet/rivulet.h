@@ -8,6 +8,7 @@
 #define RIVULET_H
 
 #include "arena.h"
+#include "broker.h"
 #include "clock.h"
 #include "common.h"
 #include "config.h"

@@ -5,8 +5,10 @@
  * double, string, bytes, array or object. Every node and every byte it refers to lives in an
  * arena (see arena.h), so a tree is freed all at once with its arena and building one makes no
  * heap allocation of its own. Object members keep their insertion order; lookups by key are fast
- * for small and large objects alike. Strings are UTF-8 and carry their length (they may hold
- * NUL bytes). Trees are not thread-safe: one thread reads or changes a tree at a time.
+ * for small and large objects alike (objects of more than 8 members carry a hash index in the
+ * arena). Strings are UTF-8 and carry their length (they may hold NUL bytes). Arrays and
+ * objects hold at most 2^32 - 2 entries. Trees must not contain cycles. Trees are not
+ * thread-safe: one thread reads or changes a tree at a time.
  */
 #ifndef RIVULET_VALUE_H
 #define RIVULET_VALUE_H
@@ -43,7 +45,10 @@ RV_API rv_value_t *rv_value_new_int(rv_arena_t *arena, int64_t i);
 RV_API rv_value_t *rv_value_new_double(rv_arena_t *arena, double d);
 /** A string node holding a copy of `len` bytes of `s` (which need not be NUL-terminated). */
 RV_API rv_value_t *rv_value_new_string(rv_arena_t *arena, const char *s, size_t len);
-/** A string node that borrows `s`: the bytes must outlive the tree (for example, arena memory). */
+/**
+ * A string node that borrows `s`: the bytes must outlive the tree (for example, arena memory).
+ * rv_value_str() then returns `s` itself, followed by a NUL only if the owner put one there.
+ */
 RV_API rv_value_t *rv_value_new_string_ref(rv_arena_t *arena, const char *s, size_t len);
 /** A bytes node holding a copy of `len` bytes. */
 RV_API rv_value_t *rv_value_new_bytes(rv_arena_t *arena, const void *data, size_t len);
@@ -71,7 +76,10 @@ RV_API size_t rv_value_len(const rv_value_t *v);
 
 /** The array's item at `index`, or NULL when out of range or not an array. */
 RV_API rv_value_t *rv_value_at(const rv_value_t *array, size_t index);
-/** Appends `item` to `array`. RV_ERR_INVALID_ARG when not an array, RV_ERR_NOMEM. */
+/**
+ * Appends `item` to `array`. RV_ERR_INVALID_ARG when not an array (or `item` is NULL),
+ * RV_ERR_LIMIT when the array is full, RV_ERR_NOMEM.
+ */
 RV_API rv_err_t rv_value_append(rv_arena_t *arena, rv_value_t *array, rv_value_t *item);
 
 /** The object's member named by `len` bytes of `key`, or NULL when absent or not an object. */
@@ -81,7 +89,8 @@ RV_API rv_value_t *rv_value_get_cstr(const rv_value_t *object, const char *key);
 /**
  * Sets member `key` of `object` to `v`: replaces the value in place when the key exists (its
  * position is kept), otherwise appends the member. The key is copied into `arena`.
- * RV_ERR_INVALID_ARG when not an object, RV_ERR_NOMEM.
+ * RV_ERR_INVALID_ARG when not an object (or `v` is NULL), RV_ERR_LIMIT for a key of 4 GiB or
+ * more or a full object, RV_ERR_NOMEM.
  */
 RV_API rv_err_t rv_value_set(rv_arena_t *arena, rv_value_t *object, const char *key, size_t len,
                              rv_value_t *v);
@@ -96,12 +105,17 @@ RV_API rv_value_t *rv_value_member_at(const rv_value_t *object, size_t index, co
 
 /**
  * Structural equality: same types (an int never equals a double), same contents, arrays in
- * order, objects with the same members in the same order. Doubles compare by value, except
- * that NaN equals NaN here.
+ * order, objects with the same members in the same order. Doubles compare by value (0.0
+ * equals -0.0), except that NaN equals NaN here. Trees of any depth are compared without
+ * recursion.
  */
 RV_API bool rv_value_equal(const rv_value_t *a, const rv_value_t *b);
 
-/** A deep copy of `v` into `arena` (which may differ from the source's). NULL on NOMEM. */
+/**
+ * A deep copy of `v` into `arena` (which may differ from the source's): every node, key and
+ * string byte is copied, borrowed strings included, so the copy does not depend on the source's
+ * arena. A NULL `v` gives a null node. NULL on NOMEM (or a NULL arena).
+ */
 RV_API rv_value_t *rv_value_copy(rv_arena_t *arena, const rv_value_t *v);
 
 RV_END_DECLS

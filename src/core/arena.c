@@ -1,8 +1,9 @@
 /*
  * arena.c: region allocation for value trees and per-batch scratch memory.
  *
- * Blocks are chained; a reset keeps only the largest block so a steady workload stops
- * calling malloc. The fast path is inlined from core_int.h.
+ * Blocks are chained; a reset coalesces them into one block as large as all of them, so a
+ * steady workload stops calling malloc after its first batch. The fast path is inlined from
+ * core_int.h.
  */
 #include <stdlib.h>
 
@@ -110,16 +111,25 @@ char *rv_arena_strndup(rv_arena_t *a, const char *str, size_t len) {
 }
 
 void rv_arena_reset(rv_arena_t *a) {
-    rv_arena_block_t *keep = NULL;
+    /* A single block is simply rewound. Several blocks mean the workload outgrew the first:
+     * replace them with one block as large as all of them together, so the same workload fits
+     * in one block from now on (if that allocation fails, keep the largest block instead). */
     rv_arena_block_t *b = a->block;
+    size_t total = 0;
+    rv_arena_block_t *largest = NULL;
+    for (rv_arena_block_t *i = b; i; i = i->prev) {
+        total += i->size;
+        if (!largest || i->size > largest->size) {
+            largest = i;
+        }
+    }
+    rv_arena_block_t *keep = b->prev ? block_new(total) : b;
+    if (!keep) {
+        keep = largest;
+    }
     while (b) {
         rv_arena_block_t *prev = b->prev;
-        if (!keep || b->size > keep->size) {
-            if (keep) {
-                free(keep);
-            }
-            keep = b;
-        } else {
+        if (b != keep) {
             free(b);
         }
         b = prev;

@@ -1,0 +1,132 @@
+/*
+ * bench.h: the benchmark harness every bench/bench_*.c file uses.
+ *
+ * `rivulet_bench` is one executable: bench_main.c parses the command line, runs the suites
+ * (all of them, or those named), and prints every reported row as one Markdown table followed
+ * by the machine it ran on. A suite is a `void rv_bench_suite_<name>(void)` function in its own
+ * bench_<name>.c, listed once in RV_BENCH_SUITES below. Inside, a suite times its operations
+ * with rv_bench_time(), reports one row per case with rv_bench_report() (rivulet's figure, the
+ * baseline's figure, their ratio and an optional target) and records failed self-checks with
+ * rv_bench_fail(), which makes the run exit non-zero. Progress goes to stderr, the table to
+ * stdout. The harness never decides what a figure means: that is the suite's business.
+ */
+#ifndef RV_BENCH_H
+#define RV_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define RV_BENCH_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define RV_BENCH_PRINTF(fmt, args)
+#endif
+
+/*
+ * The suites, in the order they run: X(name, description). To add one, write
+ * bench/bench_<name>.c defining `void rv_bench_suite_<name>(void)` and add a line here; the
+ * name is what `rivulet_bench <name>` selects.
+ */
+#define RV_BENCH_SUITES(X) X(json, "JSON parse and write throughput: rivulet vs jansson vs json-c")
+
+#define RV__BENCH_DECLARE(name, description) void rv_bench_suite_##name(void);
+RV_BENCH_SUITES(RV__BENCH_DECLARE)
+#undef RV__BENCH_DECLARE
+
+/* ---- timing ------------------------------------------------------------------------------ */
+
+/* Monotonic time in nanoseconds. */
+double rv_bench_now_ns(void);
+
+/* One operation to time: returns 0, or non-zero when it failed (counted, never hidden). */
+typedef int (*rv_bench_op_fn)(void *ctx);
+
+/*
+ * How rv_bench_time() runs an operation; zero-initialise and set what you need. With `iters`
+ * set, every repetition runs exactly that many operations, so two libraries given the same
+ * options do the same work; otherwise each repetition runs until `min_ms` have elapsed.
+ */
+typedef struct rv_bench_timing_opts_s {
+    int reps;         /* measured repetitions; 0 means 5 (1 under --quick) */
+    uint64_t iters;   /* operations per repetition; 0 means "until min_ms" */
+    double min_ms;    /* with iters 0, each repetition lasts at least this; 0 means 200 */
+    bool skip_warmup; /* by default one operation runs first, unmeasured */
+} rv_bench_timing_opts_t;
+
+/* What rv_bench_time() measured. Times are per operation. */
+typedef struct rv_bench_timing_s {
+    double best_ns;    /* the fastest repetition's time per operation */
+    double median_ns;  /* the median repetition's time per operation */
+    uint64_t ops;      /* operations measured, warm-up excluded */
+    int reps;          /* repetitions measured */
+    uint64_t failures; /* operations that returned non-zero, warm-up included */
+} rv_bench_timing_t;
+
+/*
+ * Runs `fn(ctx)` as `opts` says (NULL for defaults) and returns the per-operation times.
+ * A failing operation does not stop the measurement; the caller reads `failures` and reports
+ * it with rv_bench_fail().
+ */
+rv_bench_timing_t rv_bench_time(rv_bench_op_fn fn, void *ctx, const rv_bench_timing_opts_t *opts);
+
+/* Units per second at the best repetition, for an operation that handles `units_per_op`. */
+double rv_bench_rate(const rv_bench_timing_t *t, double units_per_op);
+
+/* ---- memory ------------------------------------------------------------------------------ */
+
+/* The process's peak resident set size so far, in MiB (getrusage). */
+double rv_bench_peak_rss_mib(void);
+
+/*
+ * Bytes the C heap currently holds for the program (malloc'ed and mmap'ed chunks, glibc's
+ * mallinfo2); 0 where that is not available. The difference of two readings is what a data
+ * structure built in between occupies.
+ */
+size_t rv_bench_heap_bytes(void);
+
+/* ---- rows and results --------------------------------------------------------------------- */
+
+/*
+ * One row of the table: a case of a suite, rivulet's figure and a baseline's. Up to two
+ * figures per side (for example MB/s and docs/s); the second is optional (`unit2` NULL).
+ * The ratio says how many times better rivulet is: rivulet / baseline for rates, baseline /
+ * rivulet when `lower_is_better` (latencies). It is computed on the first figures, or on the
+ * second with `ratio_on_second`. A `target` > 0 is the ratio the row must reach; `--check`
+ * fails the run when it does not.
+ */
+typedef struct rv_bench_row_s {
+    const char *suite;      /* "json" */
+    const char *name;       /* the case: "parse telemetry" */
+    double value;           /* rivulet's first figure */
+    const char *unit;       /* its unit: "MB/s" */
+    double value2;          /* rivulet's second figure (when unit2 is set) */
+    const char *unit2;      /* "docs/s", or NULL */
+    const char *baseline;   /* the baseline's name, or NULL for a row without one */
+    double baseline_value;  /* the baseline's first figure, same unit */
+    double baseline_value2; /* the baseline's second figure, same unit2 */
+    bool ratio_on_second;   /* compare the second figures instead of the first */
+    bool lower_is_better;   /* smaller figures are better (latency, bytes) */
+    double target;          /* minimum ratio; 0 for none */
+    const char *note;       /* free text for the notes column, or NULL */
+} rv_bench_row_t;
+
+/* Adds a row to the table printed at the end. Every string is copied. */
+void rv_bench_report(const rv_bench_row_t *row);
+
+/*
+ * Records a failed self-check of `suite` and prints it to stderr at once. Any failure makes
+ * rivulet_bench exit with status 1: a figure from a run whose checks failed means nothing.
+ */
+void rv_bench_fail(const char *suite, const char *fmt, ...) RV_BENCH_PRINTF(2, 3);
+
+/* Adds a line printed under the table, after the machine (library versions, data sizes). */
+void rv_bench_context(const char *fmt, ...) RV_BENCH_PRINTF(1, 2);
+
+/* Prints a progress line to stderr: "[suite] ...". */
+void rv_bench_log(const char *suite, const char *fmt, ...) RV_BENCH_PRINTF(2, 3);
+
+/* True under --quick: suites shrink their data sets so the run is a smoke test. */
+bool rv_bench_quick(void);
+
+#endif
