@@ -6,10 +6,19 @@
  * it, and a small shared-memory state file (`state`) through which the writing process
  * publishes its high watermark and wakes readers in any process (a futex on a shared
  * mapping), so readers follow the tail within a few milliseconds without busy-polling.
- * Records are stored in batches: each batch carries its length, a CRC32C of everything after
- * the CRC, the base offset, a record count, the first and largest timestamps and the
- * compression codec, then the records (varint-encoded, Kafka-like). The byte format is
- * described in docs/log-format.md.
+ * Records are stored in batches: each batch carries its length, a CRC32C of every other byte of
+ * the batch (header and stored records, compressed or not), a magic/version byte, the base
+ * offset, a record count, the first and largest timestamps, the compression codec and fields
+ * reserved for idempotent and transactional producers, then the records (varint-encoded,
+ * Kafka-like). The byte format and the recovery rules are described in docs/log-format.md.
+ * The implementation is split over plog.c (open, recovery, append, state, retention),
+ * plog_batch.c (the byte format), plog_segment.c (segments and indexes), plog_read.c (readers)
+ * and plog_compact.c (compaction); their shared internals are in plog_int.h.
+ *
+ * Threads: one thread appends (rv__plog_append, rv__plog_sync may come from another thread,
+ * retention and compaction from a third); any number of threads read, each with its own
+ * reader. Segment list changes (roll, retention, compaction) are safe against them: a reader
+ * keeps the segment it reads open, even when retention deletes its file.
  *
  * One process writes a partition at a time (an exclusive lock on the directory's `writer.lock`
  * taken by rv__plog_open(..., writable)); any number of processes read it. Opening for writing
@@ -58,12 +67,16 @@ RV__HIDDEN void rv__plog_close(rv_plog_t *log);
  * consecutive offsets from the high watermark, stamps timestamp_ms <= 0 with the current time,
  * writes with one write() per batch, syncs when the policy is "batch", then publishes the new
  * high watermark to readers. *base_offset receives the first record's offset. The records'
- * topic and partition fields are ignored.
+ * topic and partition fields are ignored. Errors: RV_ERR_STATE on a read-only log,
+ * RV_ERR_LIMIT for a record larger than a batch may be (256 MiB), RV_ERR_IO when writing or
+ * syncing fails (the failed batch is taken back; batches of the same call before it stay, and
+ * the high watermark says how far the call got).
  */
 RV__HIDDEN rv_err_t rv__plog_append(rv_plog_t *log, const rv_record_t *recs, size_t n,
                                     int64_t *base_offset, rv_error_t **err);
 
-/* fsyncs the active segment and its indexes (group commit for the interval policy). */
+/* fsyncs the active segment and writes its pending index entries (group commit for the interval
+ * policy). Safe to call from another thread than the appender; does nothing on a read-only log. */
 RV__HIDDEN rv_err_t rv__plog_sync(rv_plog_t *log, rv_error_t **err);
 
 /* The first offset still stored (after retention) and the next offset to be written, as last
@@ -73,14 +86,17 @@ RV__HIDDEN int64_t rv__plog_high(rv_plog_t *log);
 
 /*
  * Waits until the high watermark differs from `known_high` or `timeout_ms` passes (futex on the
- * shared state; works across processes). Returns true when it changed.
+ * shared state; works across processes; timeout_ms < 0 waits without limit). Returns true when
+ * it changed.
  */
 RV__HIDDEN bool rv__plog_wait(rv_plog_t *log, int64_t known_high, int timeout_ms);
 
 /* A read cursor over one partition log; one thread uses it at a time. */
 typedef struct rv_plog_reader_s rv_plog_reader_t;
 
-/* Opens a cursor positioned at `offset` (clamped to the low watermark; may equal high). */
+/* Opens a cursor positioned at `offset` (clamped to the low watermark; may equal high; an offset
+ * above high is clamped to high). A cursor that falls behind retention jumps to the new low
+ * watermark on its next read. Free with rv__plog_reader_close(). */
 RV__HIDDEN rv_err_t rv__plog_reader_open(rv_plog_t *log, int64_t offset, rv_plog_reader_t **out,
                                          rv_error_t **err);
 RV__HIDDEN void rv__plog_reader_close(rv_plog_reader_t *r);
