@@ -2,7 +2,7 @@
 # packages are there (scripts/deps.sh is quick when nothing is missing).
 #
 #   make demo        build and run the main job on the embedded log
-#   make test        ASan+UBSan build, the whole ctest suite (labels unit, integration, cli)
+#   make test        TSan run of threaded tests, then ASan+UBSan build of the whole ctest suite
 #   make test-slow   the long soaks and chaos runs (label slow)
 #   make bench       optimised build, every benchmark, one table
 #   make fuzz        libFuzzer targets, each for FUZZ_SECONDS (default 60)
@@ -27,7 +27,13 @@ build: deps
 demo: build
 	./$(BUILD)/release/rivulet demo
 
+# Threaded tests (label `threads`) first run under ThreadSanitizer; then the whole suite under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
 test: deps
+	$(CMAKE) -S . -B $(BUILD)/tsan -DCMAKE_BUILD_TYPE=Debug -DRV_TSAN=ON -DRV_BENCH=OFF >/dev/null
+	$(CMAKE) --build $(BUILD)/tsan -j $(JOBS)
+	cd $(BUILD)/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    ctest --output-on-failure -j $(JOBS) -L threads -LE slow
 	$(CMAKE) -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DRV_SANITIZE=ON -DRV_BENCH=OFF >/dev/null
 	$(CMAKE) --build $(BUILD)/asan -j $(JOBS)
 	cd $(BUILD)/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
