@@ -9,6 +9,7 @@
 #ifndef RV_CLI_H
 #define RV_CLI_H
 
+#include <rivulet/broker.h>
 #include <rivulet/rivulet.h>
 
 #define CLI_OK 0
@@ -24,6 +25,9 @@ typedef struct cli_command_s {
 int cmd_config(int argc, char **argv);
 int cmd_json(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_topics(int argc, char **argv);
+int cmd_produce(int argc, char **argv);
+int cmd_consume(int argc, char **argv);
 
 /* Prints "rivulet NAME: message" to stderr and returns `status`. */
 int cli_fail(int status, const char *command, const char *fmt, ...)
@@ -34,5 +38,46 @@ int cli_is_help(const char *arg);
 
 /* Applies a -X name=value argument to `conf`; prints the error and returns non-zero on failure. */
 int cli_set_conf(rv_conf_t *conf, const char *command, const char *pair);
+
+/* ---- cli_common.c: what the broker commands (topics, produce, consume) share ---------- */
+
+/* The broker and configuration a command works with: -b URL (else $RIVULET_BROKER, else
+ * RV_BROKER_DEFAULT_URL) and -X name=value. */
+typedef struct cli_client_s {
+    const char *command; /* "produce", "topics create", ...: the prefix of messages */
+    const char *url;
+    rv_conf_t *conf;
+} cli_client_t;
+
+/* Sets defaults; returns non-zero (after printing) when memory is exhausted. */
+int cli_client_init(cli_client_t *c, const char *command);
+
+/* Handles the common options seen by getopt: 'b' (-b URL) and 'X' (-X name=value). Returns 0
+ * when `opt` was one of them and applied, CLI_USAGE after printing an error, -1 when `opt` is
+ * not a common option. */
+int cli_client_option(cli_client_t *c, int opt, const char *arg);
+
+/* Prints the error getopt() reported as `opt` ('?' unknown option, ':' missing value) with a
+ * pointer to `rivulet COMMAND --help`, and returns CLI_USAGE. Call with opterr = 0. */
+int cli_bad_option(const char *command, int opt, char **argv);
+
+/* Opens the broker, printing the error (naming the URL) and returning NULL on failure. */
+rv_broker_t *cli_client_open(cli_client_t *c);
+
+void cli_client_free(cli_client_t *c);
+
+/* Prints "rivulet COMMAND: message of err" to stderr, frees `err` and returns `status`. */
+int cli_fail_error(int status, const char *command, rv_error_t *err);
+
+/* Decodes the escapes \n \r \t \0 \\ and \xHH in `text` into `out` (cleared first). Returns
+ * 0, or non-zero after printing an error naming `what` (for example "-K"). */
+int cli_unescape(const char *command, const char *what, const char *text, rv_strbuf_t *out);
+
+/* Parses all of `text` as a decimal integer within [min, max]; returns 0 on success. */
+int cli_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out);
+
+/* Whether `len` bytes at `s` are valid UTF-8 (no overlongs, surrogates or values past
+ * U+10FFFF). */
+int cli_utf8_valid(const void *s, size_t len);
 
 #endif

@@ -9,6 +9,9 @@
 
 static const cli_command_t commands[] = {
     {"demo", cmd_demo, "run the main job on the embedded log"},
+    {"topics", cmd_topics, "create, list, describe and delete topics"},
+    {"produce", cmd_produce, "write records to a topic from lines or files"},
+    {"consume", cmd_consume, "read records from topics (or as a consumer group)"},
     {"config", cmd_config, "list configuration properties and their defaults"},
     {"json", cmd_json, "validate and reformat JSON documents"},
 };
