@@ -1,16 +1,20 @@
 /*
  * fpconv.c: exact, fast conversions between doubles and decimal text for the codecs.
  *
- * Writing uses Schubfach (R. Giulietti, "The Schubfach way to render doubles", 2020): scale the
- * double and the two ends of its rounding interval by one power of ten, each rounded to odd, and
- * choose among at most four decimal candidates. Reading takes, in order: Clinger's exact fast
+ * Writing first tries the shapes most telemetry has, at most four (then eight) digits on either
+ * side of the point: one exact 64 x 64-bit product says whether the rounding interval holds a
+ * decimal with that many fraction digits, which is then the only shortest one. The rest takes
+ * Schubfach (R. Giulietti, "The Schubfach way to render doubles", 2020): scale the double and
+ * the two ends of its rounding interval by one power of ten, each rounded to odd, and choose
+ * among at most four decimal candidates. Reading takes, in order: Clinger's exact fast
  * path (one multiply or divide of exact doubles), a 64 x 128-bit product with the same table of
  * powers of ten that decides whenever the product's error interval does not contain a rounding
  * boundary (the idea of Eisel and Lemire), and for the rare rest an exact comparison of the
  * decimal text with the halfway point between two candidate doubles, in big integers.
  *
- * Digits are written two at a time from a table and read eight at a time with 64-bit
- * arithmetic. Nothing here allocates, keeps state or looks at the process locale; Clinger's
+ * Digits are made and read eight at a time with 64-bit arithmetic, without digit tables; the
+ * text is put together in registers or a local buffer and written with stores that end exactly
+ * where it does. Nothing here allocates, keeps state or looks at the process locale; Clinger's
  * path assumes the default floating-point rounding mode, to nearest.
  */
 #include "codec/fpconv.h"
@@ -852,18 +856,113 @@ static uint64_t schubfach(uint64_t c, int q, bool irregular, int *exp10) {
     return vb < mid || (vb == mid && (s & 1) == 0) ? s : t;
 }
 
-static const char DIGITS2[201] = "00010203040506070809101112131415161718192021222324252627282930"
-                                 "31323334353637383940414243444546474849505152535455565758596061"
-                                 "62636465666768697071727374757677787980818283848586878889909192"
-                                 "93949596979899";
+/* ---- writing: digits and exact stores ---------------------------------------------------- */
 
-/* Writes v < 10^8 as exactly eight digits, two at a time. */
-static inline void write8(char *p, uint32_t v) {
-    uint32_t a = v / 10000, b = v % 10000;
-    memcpy(p, DIGITS2 + 2 * (a / 100), 2);
-    memcpy(p + 2, DIGITS2 + 2 * (a % 100), 2);
-    memcpy(p + 4, DIGITS2 + 2 * (b / 100), 2);
-    memcpy(p + 6, DIGITS2 + 2 * (b % 100), 2);
+/*
+ * Numbers are composed in registers or in a local buffer with wide stores, then written to the
+ * caller's buffer with stores that end exactly at the number's end: nothing past it changes.
+ */
+
+/* Eight '0' characters, to add to eight digit values. */
+#define ASCII_ZEROS UINT64_C(0x3030303030303030)
+
+/* Stores the low 8, 4 or 2 bytes of v at p, lowest byte first, whatever the machine's order. */
+static inline void store_le64(char *p, uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 8);
+#else
+    for (int i = 0; i < 8; i++) {
+        p[i] = (char)(v >> (8 * i));
+    }
+#endif
+}
+
+static inline void store_le32(char *p, uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t x = (uint32_t)v;
+    memcpy(p, &x, 4);
+#else
+    for (int i = 0; i < 4; i++) {
+        p[i] = (char)(v >> (8 * i));
+    }
+#endif
+}
+
+static inline void store_le16(char *p, uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint16_t x = (uint16_t)v;
+    memcpy(p, &x, 2);
+#else
+    p[0] = (char)v;
+    p[1] = (char)(v >> 8);
+#endif
+}
+
+/* Writes the first k bytes (1 <= k <= 8) of v, lowest first, at p, and nothing after them:
+ * two stores of the widest size that fits, overlapping in the middle. */
+static inline void store_upto8(char *p, uint64_t v, unsigned k) {
+    if (k >= 4) {
+        store_le32(p, v);
+        store_le32(p + k - 4, v >> (8 * (k - 4)));
+    } else if (k >= 2) {
+        store_le16(p, v);
+        store_le16(p + k - 2, v >> (8 * (k - 2)));
+    } else {
+        *p = (char)v;
+    }
+}
+
+/* Copies s[0..n) (1 <= n <= 32) to p and writes nothing after p + n: two copies of the widest
+ * size that fits, overlapping in the middle. */
+static inline void copy_exact(char *p, const char *s, size_t n) {
+    if (n >= 16) {
+        memcpy(p, s, 16);
+        memcpy(p + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(p, s, 8);
+        memcpy(p + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(p, s, 4);
+        memcpy(p + n - 4, s + n - 4, 4);
+    } else if (n >= 2) {
+        memcpy(p, s, 2);
+        memcpy(p + n - 2, s + n - 2, 2);
+    } else {
+        *p = *s;
+    }
+}
+
+/*
+ * The digits of two numbers below 10^4, x = a | b << 32, as byte values 0..9: a's four in the
+ * low bytes, b's in the high ones, each number's first (most significant) digit in the lowest
+ * of its bytes, so that store_le64() writes them in reading order. No table and no division:
+ * each 32-bit lane splits into two-digit halves in 16-bit lanes, each of those into digits in
+ * bytes. The quotients are multiplications by fixed-point reciprocals, exact in these ranges
+ * (y / 100 == (y * 10486) >> 20 for y < 10^4, z / 10 == (z * 103) >> 10 for z < 100; the
+ * unit test checks every case through rv__dtoa_shortest), and no lane's product reaches the
+ * next lane.
+ */
+static inline uint64_t digits4x2(uint64_t x) {
+    uint64_t q = ((x * 10486) >> 20) & UINT64_C(0x0000007f0000007f);
+    x = (x << 16) - q * ((100 << 16) - 1); /* q | (x - 100 q) << 16 in each lane */
+    q = ((x * 103) >> 10) & UINT64_C(0x000f000f000f000f);
+    return (x << 8) - q * ((10 << 8) - 1); /* q | (x - 10 q) << 8 in each lane */
+}
+
+/* The eight digits of v < 10^8 as byte values, the first in the lowest byte. */
+static inline uint64_t digits8(uint32_t v) {
+    uint32_t hi = v / 10000;
+    return digits4x2(hi | (uint64_t)(v - hi * 10000) << 32);
+}
+
+/* The number of leading zero digits among eight digit values w (the first in the lowest byte),
+ * but at most `most` < 8; and of trailing zero digits (the last in the highest byte). */
+static inline unsigned leading_zero_digits(uint64_t w, unsigned most) {
+    return (unsigned)__builtin_ctzll(w | UINT64_C(1) << (8 * most)) >> 3;
+}
+
+static inline unsigned trailing_zero_digits(uint64_t w, unsigned most) {
+    return (unsigned)__builtin_clzll(w | UINT64_C(1) << (63 - 8 * most)) >> 3;
 }
 
 /* Returns the number of decimal digits of v >= 1. */
@@ -895,102 +994,239 @@ static inline int decimal_length(uint64_t v) {
     return t + (v >= pow10[t]);
 }
 
-/* Writes the exponent suffix "e-7", "e21", "e-324" and returns the end. */
-static inline char *write_exponent(char *p, int e) {
-    *p++ = 'e';
-    if (e < 0) {
-        *p++ = '-';
-        e = -e;
-    }
-    if (e >= 100) {
-        *p++ = (char)('0' + e / 100);
-        e %= 100;
-        memcpy(p, DIGITS2 + 2 * e, 2);
-        return p + 2;
-    }
-    if (e >= 10) {
-        memcpy(p, DIGITS2 + 2 * e, 2);
-        return p + 2;
-    }
-    *p++ = (char)('0' + e);
-    return p;
+/* ---- writing: the general layout --------------------------------------------------------- */
+
+/* Writes the exponent suffix "e-7", "e21", "e-324" (|e| < 1000) with one 8-byte store into a
+ * buffer with room and returns its end. */
+static inline char *write_exponent(char *o, int e) {
+    unsigned neg = e < 0;
+    unsigned a = neg ? (unsigned)-e : (unsigned)e;
+    uint64_t w = digits4x2(a); /* "0ddd": at least one leading zero */
+    unsigned lead = leading_zero_digits(w, 3);
+    /* 'e', then '-' or nothing, then the digits without leading zeros. */
+    uint64_t digits = ((w + ASCII_ZEROS) & UINT32_MAX) >> (8 * lead);
+    store_le64(o, 'e' | (uint64_t)(neg * '-') << 8 | digits << (8 + 8 * neg));
+    return o + 1 + neg + 4 - lead;
 }
 
-/* Lays out the decimal d * 10^e10 (d < 10^17, d > 0) at p; returns the end. */
+/*
+ * Writes the decimal d * 10^e10 (0 < d < 10^17) at p, at most 24 characters, and returns the
+ * end. The text is laid out in a local buffer with fixed-size copies, then copied exactly.
+ */
 static char *format_decimal(char *p, uint64_t d, int e10) {
-    /* All 17 digits, leading zeros included, then trim both ends. */
-    char digits[17];
+    /* All 17 digits, leading zeros included, then '0's to copy from past the end. */
+    char digits[48];
     uint64_t hi = d / 100000000;
     uint32_t lo = (uint32_t)(d - hi * 100000000);
     uint32_t top = (uint32_t)(hi / 100000000);
+    uint64_t wm = digits8((uint32_t)(hi - (uint64_t)top * 100000000));
+    uint64_t wl = digits8(lo);
     digits[0] = (char)('0' + top);
-    write8(digits + 1, (uint32_t)(hi - (uint64_t)top * 100000000));
-    write8(digits + 9, lo);
+    store_le64(digits + 1, wm + ASCII_ZEROS);
+    store_le64(digits + 9, wl + ASCII_ZEROS);
+    memset(digits + 17, '0', sizeof digits - 17);
     int len = decimal_length(d);
+    /* Significant digits: trailing zeros off. When both blocks are zero, d is top * 10^16. */
+    int zeros = 16;
+    if (wl) {
+        zeros = __builtin_clzll(wl) >> 3;
+    } else if (wm) {
+        zeros = 8 + (__builtin_clzll(wm) >> 3);
+    }
+    int n = len - zeros;
     const char *first = digits + 17 - len;
-#if SWAR_DIGITS
-    /* Trailing '0's: the last digit is the top byte of an eight-digit load. */
-    int n;
-    uint64_t x = load8(digits + 9) - ZEROS8;
-    if (x) {
-        n = len - (__builtin_clzll(x) >> 3);
-    } else {
-        x = load8(digits + 1) - ZEROS8;
-        n = len - (x ? 8 + (__builtin_clzll(x) >> 3) : 16);
-    }
-#else
-    int n = len;
-    while (first[n - 1] == '0') {
-        n--;
-    }
-#endif
     int e = e10 + len - 1; /* the exponent of the first digit */
 
+    char text[48];
+    char *o = text;
     if (e < -6 || e >= 21) {
-        *p++ = first[0];
-        if (n > 1) {
-            *p++ = '.';
-            memcpy(p, first + 1, (size_t)(n - 1));
-            p += n - 1;
-        }
-        return write_exponent(p, e);
-    }
-    if (e < 0) {
+        /* "1.5e-7": the first digit, the point and the rest (the point is overwritten by the
+         * exponent when there is no rest). */
+        o[0] = first[0];
+        o[1] = '.';
+        memcpy(o + 2, first + 1, 16);
+        o = write_exponent(o + n + (n > 1), e);
+    } else if (e < 0) {
         /* "0.000123": the point, -e-1 zeros, the digits. */
-        memcpy(p, "0.000000", (size_t)(1 - e));
-        p += 1 - e;
-        memcpy(p, first, (size_t)n);
-        return p + n;
-    }
-    if (n <= e + 1) {
+        memcpy(o, "0.000000", 8);
+        o += 1 - e;
+        memcpy(o, first, 17);
+        o += n;
+    } else if (n <= e + 1) {
         /* An integer: the digits, zeros up to the point, ".0". */
-        memcpy(p, first, (size_t)n);
-        p += n;
-        memset(p, '0', (size_t)(e + 1 - n));
-        p += e + 1 - n;
-        memcpy(p, ".0", 2);
-        return p + 2;
+        memcpy(o, first, 24);
+        o += e + 1;
+        memcpy(o, ".0", 2);
+        o += 2;
+    } else {
+        /* "123.456": e + 1 <= 16 digits, the point, n - e - 1 <= 16 more. */
+        memcpy(o, first, 16);
+        o += e + 1;
+        *o++ = '.';
+        memcpy(o, first + e + 1, 16);
+        o += n - e - 1;
     }
-    memcpy(p, first, (size_t)(e + 1));
-    p += e + 1;
-    *p++ = '.';
-    memcpy(p, first + e + 1, (size_t)(n - e - 1));
-    return p + (n - e - 1);
+    size_t size = (size_t)(o - text);
+    copy_exact(p, text, size);
+    return p + size;
 }
 
-size_t rv__dtoa_shortest(double value, char *buf) {
-    uint64_t bits = double_bits(value);
-    char *p = buf;
+/* Writes the integer 0 < v < 2^53 < 10^16 as "123.0" (plain, as 10^21 is far) at p and
+ * returns the end. */
+static char *write_integer(char *p, uint64_t v) {
+    uint64_t hi = v / 100000000;
+    uint64_t lo = digits8((uint32_t)(v - hi * 100000000));
+    if (hi) {
+        uint64_t w = digits8((uint32_t)hi);
+        unsigned a = 8 - leading_zero_digits(w, 7);
+        store_upto8(p, (w + ASCII_ZEROS) >> (8 * (8 - a)), a);
+        p += a;
+        store_le64(p, lo + ASCII_ZEROS);
+        p += 8;
+    } else {
+        unsigned a = 8 - leading_zero_digits(lo, 7);
+        store_upto8(p, (lo + ASCII_ZEROS) >> (8 * (8 - a)), a);
+        p += a;
+    }
+    memcpy(p, ".0", 2);
+    return p + 2;
+}
+
+/* ---- writing: the fast path for short decimals ------------------------------------------- */
+
+/*
+ * The fast paths take doubles c * 2^-t (c the 53-bit significand, the implicit bit included)
+ * with SHORT8_T_MIN <= t <= SHORT_T_MAX, 2^-11 <= |d| < 2^26, whose shortest spelling has at
+ * most eight digits after the point; the faster one of them those with SHORT4_T_MIN <= t, below
+ * 2^13, with at most four.
+ */
+#define SHORT8_T_MIN 27
+#define SHORT4_T_MIN 40
+#define SHORT_T_MAX 63
+
+/*
+ * For the fraction f * 2^-64 of a double c * 2^-t (f = c << (64 - t), SHORT8_T_MIN <= t <=
+ * SHORT_T_MAX) and scale = 10^k, k = 4 or 8: when an integer n lies in the double's rounding
+ * interval scaled by `scale` (with the integer part taken off), stores it in *n and returns
+ * true; returns false when none does.
+ *
+ * The arithmetic is exact: f * scale is a 128-bit product whose high half is the integer below
+ * the scaled value and whose low half is the distance above it, in units of 2^-64. The
+ * interval's half-width in those units is h = scale * 2^(63 - t) < 2^63, and the nearer
+ * integer is in the interval when the low half is within h of 0 or of 2^64, that is when adding
+ * h (wrapping) leaves it below 2h. The distance to the nearer integer is a multiple of
+ * 2^(64 - t + k) and h is not, so the two are never equal: whether the interval's ends belong
+ * to it (they do when c is even) does not matter, and neither does the one case the wrapping
+ * test gets wrong, a distance of exactly h below 2^64. Nor does the narrower lower half of the
+ * interval of a power of two, c = 2^52, d = 2^-j: for j <= k, d * 10^k is an integer (the
+ * distance is 0); otherwise its fraction is a non-zero multiple of 2^(k-j), so the distance is
+ * at least 2^(64 - j + k) > 2^34 h, and the answer is no either way.
+ */
+static inline bool scaled_fraction(uint64_t f, uint64_t scale, unsigned t, uint64_t *n) {
+    uint64_t lo;
+    uint64_t below = umul128(f, scale, &lo);
+    uint64_t half = scale << (63 - t);
+    *n = below + (lo >> 63); /* the nearer integer */
+    return lo + half < 2 * half;
+}
+
+/*
+ * Why the fast paths' digits are right. Scaled by 10^k (k = 4 or 8), a double's rounding
+ * interval is 10^k / 2^t < 1 wide (t >= 27), so it holds at most one integer; if it holds one,
+ * n, the decimal n / 10^k is the only decimal with at most k fraction digits that reads back to
+ * the double. Any spelling with fewer significant digits would be such a decimal too (its last
+ * digit is at or left of the k-th place after the point, unless it is a shorter number of a
+ * smaller magnitude, which needs a power of ten between it and n / 10^k in an interval of
+ * relative width 2^-52: then that power of ten is n / 10^k itself, one digit). So n / 10^k with
+ * its trailing zeros dropped is the shortest spelling, the only one of its length and so also
+ * the closest: exactly Schubfach's answer. Its integer part is that of the double, c >> t,
+ * because the integers on either side are doubles, so not in the interval; for the same reason
+ * n < 10^k, and n > 0 unless the double is an integer.
+ *
+ * Layout: 2^-11 > 10^-6 and 2^26 < 10^21, so the spelling is plain: the integer part ("0"
+ * below 1), the point, the fraction digits without trailing zeros but at least one.
+ */
+
+/*
+ * Writes the positive double c * 2^-t (SHORT4_T_MIN <= t <= SHORT_T_MAX) at p when its
+ * shortest spelling has at most four digits after the point (its integer part, below 2^13, has
+ * at most four) and returns the end; otherwise returns NULL, having written nothing. All eight
+ * digits are made at once and the text, at most nine characters, is put together in registers.
+ */
+static inline char *write_short4(char *p, uint64_t c, unsigned t) {
+    uint64_t n;
+    if (!scaled_fraction(c << (64 - t), 10000, t, &n)) {
+        return NULL;
+    }
+    /* The text is iiii.ffff less the integer part's leading zeros (not its last digit) and
+     * the fraction's trailing zeros (not its first): 3 to 9 characters, s9[lead .. 9 - trail)
+     * of the nine-byte string s9 = iiii.ffff. */
+    uint64_t w = digits4x2(c >> t | n << 32);
+    unsigned lead = leading_zero_digits(w, 3);
+    unsigned trail = trailing_zero_digits(w, 3);
+    w += ASCII_ZEROS;
+    unsigned size = 9 - lead - trail;
+    /* Written as its first four characters, its last four (s9[5 - trail ..], from s9[2 ..]),
+     * overlapping unless the text has nine, then the point; a text of three as its first two
+     * and its last two. The first four are taken from iiiiffff, so they have a digit where the
+     * point goes and the fraction one place early: the last four and the point, stored after
+     * them, put that right. Without branches, which mixed lengths would mispredict: the
+     * four-byte stores go to a scratch buffer when the text is shorter. */
+    uint64_t first = w >> (8 * lead);
+    uint64_t s9_2 = (w >> 16 & 0xffff) | (uint64_t)'.' << 16 | w >> 32 << 24;
+    uint64_t last = s9_2 >> (8 * (3 - trail));
+    char scratch[12];
+    char *q = size >= 4 ? p : scratch + 4;
+    store_le16(p, first);
+    store_le32(q, first);
+    store_le16(p + size - 2, last >> 16);
+    store_le32(q + size - 4, last);
+    p[4 - lead] = '.';
+    return p + size;
+}
+
+/*
+ * Writes the positive double c * 2^-t (SHORT8_T_MIN <= t <= SHORT_T_MAX) at p when its
+ * shortest spelling has at most eight digits after the point (its integer part, below 2^26,
+ * has at most eight) and returns the end; otherwise returns NULL, having written nothing.
+ */
+static char *write_short8(char *p, uint64_t c, unsigned t) {
+    uint64_t n;
+    if (!scaled_fraction(c << (64 - t), 100000000, t, &n)) {
+        return NULL;
+    }
+    uint64_t w = digits8((uint32_t)(c >> t));
+    unsigned a = 8 - leading_zero_digits(w, 7);
+    store_upto8(p, (w + ASCII_ZEROS) >> (8 * (8 - a)), a);
+    p += a;
+    *p++ = '.';
+    w = digits8((uint32_t)n);
+    unsigned b = 8 - trailing_zero_digits(w, 7);
+    store_upto8(p, w + ASCII_ZEROS, b);
+    return p + b;
+}
+
+/*
+ * Writes every double the four-digit fast path leaves at buf, where p is buf or, for a negative
+ * number, buf + 1 after the '-': first the eight-digit fast path, then integers, NaN,
+ * infinities, zero and Schubfach for the rest. Kept out of line so the four-digit path saves no
+ * registers for it.
+ */
+static __attribute__((noinline)) size_t write_general(uint64_t bits, char *buf, char *p) {
     uint64_t frac = bits & MANT_MASK;
     unsigned bexp = (unsigned)(bits >> MANT_BITS) & EXP_MASK;
+    unsigned t = 1075u - bexp;
+    if (t - SHORT8_T_MIN <= SHORT_T_MAX - SHORT8_T_MIN) {
+        char *end = write_short8(p, frac | (UINT64_C(1) << MANT_BITS), t);
+        if (end != NULL) {
+            return (size_t)(end - buf);
+        }
+    }
     if (RV_UNLIKELY(bexp == EXP_MASK)) {
         const char *name = frac ? "NaN" : bits & SIGN_BIT ? "-Infinity" : "Infinity";
         size_t n = strlen(name);
         memcpy(buf, name, n);
         return n;
-    }
-    if (bits & SIGN_BIT) {
-        *p++ = '-';
     }
     if (bexp == 0 && frac == 0) {
         memcpy(p, "0.0", 3);
@@ -1005,18 +1241,30 @@ size_t rv__dtoa_shortest(double value, char *buf) {
         c = frac;
         q = -1074;
     }
-    uint64_t d;
-    int e10;
     if (q <= 0 && q >= -MANT_BITS && (c & ((UINT64_C(1) << -q) - 1)) == 0) {
         /* An integer below 2^53: its digits are the shortest, since the interval is under
          * one wide and holds no other integer. */
-        d = c >> -q;
-        e10 = 0;
-    } else {
-        d = schubfach(c, q, frac == 0 && bexp > 1, &e10);
+        return (size_t)(write_integer(p, c >> -q) - buf);
     }
-    p = format_decimal(p, d, e10);
-    return (size_t)(p - buf);
+    int e10;
+    uint64_t d = schubfach(c, q, frac == 0 && bexp > 1, &e10);
+    return (size_t)(format_decimal(p, d, e10) - buf);
+}
+
+size_t rv__dtoa_shortest(double value, char *buf) {
+    uint64_t bits = double_bits(value);
+    char *p = buf;
+    *p = '-'; /* overwritten by the first digit unless the number is negative */
+    p += bits >> 63;
+    /* Most numbers in telemetry: at most four digits on either side of the point. */
+    unsigned t = 1075u - ((unsigned)(bits >> MANT_BITS) & EXP_MASK);
+    if (RV_LIKELY(t - SHORT4_T_MIN <= SHORT_T_MAX - SHORT4_T_MIN)) {
+        char *end = write_short4(p, (bits & MANT_MASK) | (UINT64_C(1) << MANT_BITS), t);
+        if (RV_LIKELY(end != NULL)) {
+            return (size_t)(end - buf);
+        }
+    }
+    return write_general(bits, buf, p);
 }
 
 /* ---- reading ----------------------------------------------------------------------------- */

@@ -20,7 +20,8 @@
 
 /*
  * Writes the shortest round-tripping JSON-compatible spelling of finite `d` into `buf` (at
- * least RV_DTOA_MAX bytes), without a NUL, and returns its length. The spelling always reads
+ * least RV_DTOA_MAX bytes), without a NUL, and returns its length; the bytes after it keep
+ * their values (nothing past the returned length is written). The spelling always reads
  * as a number with a fraction or exponent (1.0 is "1.0", 1e21 is "1e21"), so a JSON reader
  * keeps it a double; -0.0 is "-0.0".
  *

@@ -1,10 +1,14 @@
 /*
  * fuzz_fpconv.c: libFuzzer target for the double <-> decimal conversions of src/codec/fpconv.c.
  *
- * Each input is used twice. Its first 8 bytes, as a double: when finite, the shortest spelling
- * must be a JSON number of at most 25 characters, read back to the same bits through
- * rv__strtod() and glibc's strtod_l(), and no correctly rounded spelling with one digit less
- * may read back (for doubles whose rounding interval is symmetric). The whole input, as text:
+ * Each input is used three times. Its first 8 bytes, as a double: when finite, the shortest
+ * spelling must be a JSON number of at most 25 characters, read back to the same bits through
+ * rv__strtod() and glibc's strtod_l(), no correctly rounded spelling with one digit less may
+ * read back (for doubles whose rounding interval is symmetric), and no byte past the spelling
+ * may change. Its first 16 bytes, as a short decimal (up to 15 significant digits, up to eight
+ * on either side of the point, the shapes the writer's fast paths take): the double nearest it
+ * must be spelled exactly as that decimal, without leading or trailing zeros. The whole input,
+ * as text:
  * when it is a JSON number, rv__strtod() must agree bit for bit with strtod_l() in the C
  * locale (and say RV_ERR_RANGE exactly when that gives an infinity); otherwise it must say
  * RV_ERR_PARSE. Any disagreement aborts.
@@ -89,10 +93,16 @@ static int significant_digits(const char *s) {
 }
 
 static void check_double(double d) {
-    char buf[RV_DTOA_MAX + 1];
+    char buf[RV_DTOA_MAX + 16];
+    memset(buf, 'x', sizeof buf);
     size_t n = rv__dtoa_shortest(d, buf);
     if (n > 25 || !json_number(buf, n)) {
         abort();
+    }
+    for (size_t i = n; i < sizeof buf; i++) {
+        if (buf[i] != 'x') {
+            abort(); /* wrote past the spelling */
+        }
     }
     buf[n] = 0;
     if (!strpbrk(buf, ".e")) {
@@ -114,6 +124,47 @@ static void check_double(double d) {
         if (bits_of(strtod_l(shorter, NULL, c_locale)) == bits_of(d)) {
             abort();
         }
+    }
+}
+
+/*
+ * Builds the decimal [-]whole.frac from 16 input bytes: whole below 10^8, `places` (1..8)
+ * fraction digits, at most 15 significant digits, so that no other decimal as short reads to
+ * the same double. Unless it is below 1e-6 (spelled with an exponent), the double nearest it
+ * must be spelled exactly so: the integer part, the point, the fraction without trailing
+ * zeros but at least one digit.
+ */
+static void check_short_decimal(const uint8_t *data) {
+    uint64_t a, b;
+    memcpy(&a, data, 8);
+    memcpy(&b, data + 8, 8);
+    int places = 1 + (int)(b >> 60) % 8;
+    uint64_t scale = 1;
+    for (int i = 0; i < places; i++) {
+        scale *= 10;
+    }
+    uint64_t whole = (a >> 1) % 100000000 >> (a >> 59); /* small integer parts often */
+    if (places == 8) {
+        whole %= 10000000;
+    }
+    uint64_t frac = (b & UINT64_C(0x0fffffffffffffff)) % scale;
+    char frac_text[16], want[48];
+    snprintf(frac_text, sizeof frac_text, "%0*llu", places, (unsigned long long)frac);
+    int n = places;
+    while (n > 1 && frac_text[n - 1] == '0') {
+        n--;
+    }
+    snprintf(want, sizeof want, "%s%llu.%.*s", a & 1 ? "-" : "", (unsigned long long)whole, n,
+             frac_text);
+    double d = strtod_l(want, NULL, c_locale);
+    if (whole == 0 && fabs(d) < 1e-6) {
+        return;
+    }
+    char buf[RV_DTOA_MAX + 1];
+    size_t len = rv__dtoa_shortest(d, buf);
+    if (len != strlen(want) || memcmp(buf, want, len) != 0) {
+        fprintf(stderr, "rv__dtoa_shortest(%s) = \"%.*s\"\n", want, (int)len, buf);
+        abort();
     }
 }
 
@@ -153,6 +204,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (isfinite(d)) {
             check_double(d);
         }
+    }
+    if (size >= 16) {
+        check_short_decimal(data);
     }
     check_text(data, size);
     return 0;

@@ -5,6 +5,8 @@
  * arithmetic, fixed spellings both ways, and, on a few hundred thousand pseudo-random doubles
  * and decimal strings, that rv__dtoa_shortest() is shortest, closest and round-trips and that
  * rv__strtod() agrees bit for bit with glibc's correctly rounded strtod_l() in the C locale.
+ * The fast paths for short decimals are checked against spellings known in advance, at and
+ * around their limits, and for writing nothing past the text.
  * Every run uses the same seed, so a failure reproduces.
  */
 #include "codec/fpconv.h"
@@ -520,6 +522,218 @@ static void test_dtoa_edges(void) {
     CHECK_INT(bad, 0);
 }
 
+/*
+ * Calls rv__dtoa_shortest with a buffer full of 'x' and checks that nothing past the returned
+ * length changed: the writer composes with wide stores and must end them exactly. Returns the
+ * length, the text NUL-terminated in buf (RV_DTOA_MAX + 16 bytes), or -1 after a failure.
+ */
+static int dtoa_untouched(double d, char *buf) {
+    memset(buf, 'x', RV_DTOA_MAX + 16);
+    size_t n = rv__dtoa_shortest(d, buf);
+    for (size_t i = n; i < RV_DTOA_MAX + 16; i++) {
+        if (buf[i] != 'x') {
+            CHECK_MSG(0, "dtoa(%a) wrote byte %zu past its %zu characters", d, i - n, n);
+            return -1;
+        }
+    }
+    buf[n] = 0;
+    return (int)n;
+}
+
+/*
+ * The decimal (-)whole.frac with `places` fraction digits (frac < 10^places), spelled the way
+ * rv__dtoa_shortest must spell the double nearest to it: no leading zeros, no trailing zeros
+ * after the point but one digit kept. With at most 15 significant digits (DBL_DIG) no other
+ * decimal as short reads to the same double, so this spelling is the shortest and the closest.
+ */
+static void fixed_text(char *out, bool neg, uint64_t whole, uint64_t frac, int places) {
+    char f[32];
+    snprintf(f, sizeof f, "%0*" PRIu64, places, frac);
+    int n = places;
+    while (n > 1 && f[n - 1] == '0') {
+        n--;
+    }
+    sprintf(out, "%s%" PRIu64 ".%.*s", neg ? "-" : "", whole, n, f);
+}
+
+/* Checks one such decimal; skips those below 1e-6 (spelled with an exponent). */
+static bool check_fixed(bool neg, uint64_t whole, uint64_t frac, int places) {
+    char want[64], buf[RV_DTOA_MAX + 16];
+    fixed_text(want, neg, whole, frac, places);
+    double d = ref_strtod(want);
+    if (whole == 0 && fabs(d) < 1e-6) {
+        return true;
+    }
+    if (dtoa_untouched(d, buf) < 0) {
+        return false;
+    }
+    if (strcmp(buf, want) != 0) {
+        CHECK_MSG(0, "dtoa(%a) = \"%s\", want \"%s\"", d, buf, want);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The fast paths for short decimals, against spellings known in advance: every integer part
+ * below 10^4 and every four-digit fraction (so every value of each four-digit group that the
+ * digit conversion handles), then random decimals with up to eight fraction digits.
+ */
+static void test_dtoa_short_decimals(void) {
+    static const uint64_t some_fracs[] = {0, 1, 5, 10, 99, 500, 999, 1000, 1234, 5000, 9990, 9999};
+    static const uint64_t some_wholes[] = {0, 1, 7, 10, 99, 100, 287, 1000, 4095, 8191, 8192, 9999};
+    int bad = 0;
+    for (uint64_t w = 0; w < 10000 && bad < 10; w++) {
+        for (size_t i = 0; i < RV_ARRAY_LEN(some_fracs); i++) {
+            bad += !check_fixed(w & 1, w, some_fracs[i], 4);
+        }
+    }
+    for (uint64_t f = 0; f < 10000 && bad < 10; f++) {
+        for (size_t i = 0; i < RV_ARRAY_LEN(some_wholes); i++) {
+            bad += !check_fixed(f & 1, some_wholes[i], f, 4);
+        }
+        bad += !check_fixed(false, 0, f, 8); /* 0.0000ffff and shorter */
+    }
+    for (int i = 0; i < 300000 && bad < 10; i++) {
+        int places = 1 + (int)rng_below(8);
+        uint64_t scale = 1;
+        for (int j = 0; j < places; j++) {
+            scale *= 10;
+        }
+        /* Integer parts of every length up to 8 digits, at most 15 significant digits. */
+        uint64_t whole = rng() >> (40 + rng_below(24));
+        while (whole >= 100000000 || (whole >= 10000000 && places == 8)) {
+            whole /= 10;
+        }
+        uint64_t frac = rng_below(scale) >> rng_below(30); /* leading zeros now and then */
+        bad += !check_fixed(rng() & 1, whole, frac, places);
+    }
+    CHECK_INT(bad, 0);
+}
+
+/* Checks one double with the exact oracle and that nothing past its text was written. */
+static bool check_dtoa_untouched(double d, bool exact_oracle) {
+    char buf[RV_DTOA_MAX + 16];
+    return dtoa_untouched(d, buf) >= 0 && check_dtoa(d, exact_oracle);
+}
+
+/*
+ * The limits of the fast paths of src/codec/fpconv.c, which take 2^-11 <= |d| < 2^26 with at
+ * most eight digits after the point, and below 2^13 with at most four more quickly: the ends of
+ * those ranges, decimals with one digit more than a path takes, which must fall back, and runs
+ * of neighbours of all of them, which mostly fall back to Schubfach.
+ */
+static void test_dtoa_short_limits(void) {
+    static const double centres[] = {
+        0x1p-11,           /* the smallest the fast paths take; 2^-11 itself needs 11 places */
+        0x1p13,            /* four digits before the point, or eight */
+        0x1p26,            /* the largest the fast paths take are just below */
+        0.0005,            /* four places, the smallest */
+        0.00049,           /* five places, just above 2^-11 */
+        0.00048,           /* below 2^-11: Schubfach */
+        0.0001,            /* 2^-14 < 0.0001 < 2^-13: below the fast paths */
+        0.001,             /* three places */
+        0.1,               /* one place */
+        0.5,               /* 2^-1, exact */
+        1.0,               /* an integer, 2^0 */
+        9.9999,            /* four places */
+        9.99999,           /* five: the eight-place path */
+        8191.9999,         /* the largest four-place value of the four-digit path */
+        8192.0001,         /* four places above 2^13: the eight-place path */
+        9999.9999,         /* likewise */
+        10000.0001,        /* five digits before the point */
+        0.12345678,        /* eight places */
+        0.123456789,       /* nine places: Schubfach */
+        1.00000001,        /* eight places */
+        1.000000001,       /* nine places */
+        67108863.5,        /* below 2^26 */
+        67108864.5,        /* above: Schubfach */
+        12345678.9,        /* eight digits before the point */
+        52.01234567890123, /* fourteen places, like a GPS reading: Schubfach */
+    };
+    int bad = 0;
+    for (size_t i = 0; i < RV_ARRAY_LEN(centres) && bad < 10; i++) {
+        double up = centres[i], down = centres[i];
+        for (int j = 0; j < 300 && bad < 10; j++) {
+            bad += !check_dtoa_untouched(up, j < 30);
+            bad += !check_dtoa_untouched(-down, j < 30);
+            up = nextafter(up, INFINITY);
+            down = nextafter(down, 0);
+        }
+    }
+    /* Every power of two the fast paths take, and its neighbours. */
+    for (int e = -12; e <= 27 && bad < 10; e++) {
+        double d = ldexp(1.0, e);
+        bad += !check_dtoa_untouched(d, true);
+        bad += !check_dtoa_untouched(nextafter(d, 0), true);
+        bad += !check_dtoa_untouched(nextafter(d, INFINITY), true);
+    }
+    /* Fixed spellings through each path. */
+    static const struct {
+        double d;
+        const char *text;
+    } cases[] = {
+        {0.0005, "0.0005"},
+        {0.00048828125, "0.00048828125"},
+        {0.00049, "0.00049"},
+        {0.001, "0.001"},
+        {1.5, "1.5"},
+        {-2.0, "-2.0"},
+        {8191.9999, "8191.9999"},
+        {8192.0, "8192.0"},
+        {8192.5, "8192.5"},
+        {9999.9999, "9999.9999"},
+        {0.12345678, "0.12345678"},
+        {0.123456789, "0.123456789"},
+        {0.00048, "0.00048"},
+        {12345678.12345678, "12345678.12345678"},
+        {67108863.5, "67108863.5"},
+        {67108864.5, "67108864.5"},
+        {52.01234567890123, "52.01234567890123"},
+        {67108863.99999999, "67108863.99999999"},
+        {67108864.0, "67108864.0"},
+        {287.453, "287.453"},
+        {-0.0123, "-0.0123"},
+        {98765.4321, "98765.4321"},
+        {12.5, "12.5"},
+    };
+    char buf[RV_DTOA_MAX + 16];
+    for (size_t i = 0; i < RV_ARRAY_LEN(cases); i++) {
+        if (dtoa_untouched(cases[i].d, buf) >= 0) {
+            CHECK_STR(buf, cases[i].text);
+        }
+    }
+    CHECK_INT(bad, 0);
+}
+
+/* Nothing past the text is written, for doubles of every kind and every length of text. */
+static void test_dtoa_untouched(void) {
+    char buf[RV_DTOA_MAX + 16];
+    int bad = 0;
+    for (int i = 0; i < 200000 && bad < 10; i++) {
+        double d;
+        switch (i % 4) {
+            case 0:
+                d = random_double();
+                break;
+            case 1: /* integers */
+                d = (double)(rng() >> rng_below(64));
+                break;
+            case 2: /* a few digits at any scale */
+                d = (double)(int64_t)rng_below(10000000) * pow(10, (int)rng_below(60) - 30);
+                break;
+            default: /* subnormals */
+                d = double_of(rng() >> (12 + rng_below(52)));
+                break;
+        }
+        bad += dtoa_untouched(d, buf) < 0;
+    }
+    bad += dtoa_untouched(NAN, buf) < 0;
+    bad += dtoa_untouched(-INFINITY, buf) < 0;
+    bad += dtoa_untouched(-0.0, buf) < 0;
+    CHECK_INT(bad, 0);
+}
+
 /* ---- reading ----------------------------------------------------------------------------- */
 
 static void test_strtod_fixed(void) {
@@ -776,6 +990,9 @@ int main(void) {
     RV_RUN(test_dtoa_fixed);
     RV_RUN(test_dtoa_random);
     RV_RUN(test_dtoa_edges);
+    RV_RUN(test_dtoa_short_decimals);
+    RV_RUN(test_dtoa_short_limits);
+    RV_RUN(test_dtoa_untouched);
     RV_RUN(test_strtod_fixed);
     RV_RUN(test_strtod_malformed);
     RV_RUN(test_strtod_long);
