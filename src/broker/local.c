@@ -409,6 +409,26 @@ rv_err_t rv__local_open_reader_log(rv_local_t *lb, const char *topic, int32_t pa
     return rc;
 }
 
+/* fsyncs what a writer appended since its last sync and marks it synced; a failed sync marks
+ * the unsynced range failed so its delivery reports say so. Returns whether it synced. Called
+ * with w->mu held and w->log open. */
+static bool writer_sync_locked(rv_local_t *lb, rv_local_writer_t *w) {
+    uint64_t done = atomic_load(&w->synced_seq);
+    if (w->append_seq <= done) {
+        return false;
+    }
+    rv_error_t *e = NULL;
+    if (rv__plog_sync(w->log, &e) != RV_OK) {
+        rv__log(&lb->broker->log, RV_LOG_ERROR, "local", "partition %s: %s", w->name,
+                rv_error_message(e));
+        atomic_store(&w->failed_lo, done);
+        atomic_store(&w->failed_hi, w->append_seq);
+    }
+    rv_error_destroy(e);
+    atomic_store(&w->synced_seq, w->append_seq);
+    return true;
+}
+
 /* Syncs (under the interval policy) and closes a writer's log, after any maintenance pass
  * using it has finished. Called with w->mu held. */
 static bool writer_close_locked(rv_local_t *lb, rv_local_writer_t *w) {
@@ -418,20 +438,7 @@ static bool writer_close_locked(rv_local_t *lb, rv_local_writer_t *w) {
     if (!w->log) {
         return false;
     }
-    bool synced = false;
-    uint64_t done = atomic_load(&w->synced_seq);
-    if (w->append_seq > done) {
-        rv_error_t *e = NULL;
-        if (rv__plog_sync(w->log, &e) != RV_OK) {
-            rv__log(&lb->broker->log, RV_LOG_ERROR, "local", "partition %s: %s", w->name,
-                    rv_error_message(e));
-            atomic_store(&w->failed_lo, done);
-            atomic_store(&w->failed_hi, w->append_seq);
-        }
-        rv_error_destroy(e);
-        atomic_store(&w->synced_seq, w->append_seq);
-        synced = true;
-    }
+    bool synced = writer_sync_locked(lb, w);
     rv__plog_close(w->log);
     w->log = NULL;
     return synced;
@@ -603,17 +610,7 @@ static void sync_pass(rv_local_t *lb) {
     for (size_t i = 0; i < n; i++) {
         rv_local_writer_t *w = v[i];
         pthread_mutex_lock(&w->mu);
-        uint64_t done = atomic_load(&w->synced_seq);
-        if (w->log && w->append_seq > done) {
-            rv_error_t *e = NULL;
-            if (rv__plog_sync(w->log, &e) != RV_OK) {
-                rv__log(&lb->broker->log, RV_LOG_ERROR, "local", "partition %s: %s", w->name,
-                        rv_error_message(e));
-                atomic_store(&w->failed_lo, done);
-                atomic_store(&w->failed_hi, w->append_seq);
-            }
-            rv_error_destroy(e);
-            atomic_store(&w->synced_seq, w->append_seq);
+        if (w->log && writer_sync_locked(lb, w)) {
             any = true;
         }
         pthread_mutex_unlock(&w->mu);
