@@ -32,7 +32,7 @@ demo: build
 test: deps
 	$(CMAKE) -S . -B $(BUILD)/tsan -DCMAKE_BUILD_TYPE=Debug -DRV_TSAN=ON -DRV_BENCH=OFF >/dev/null
 	$(CMAKE) --build $(BUILD)/tsan -j $(JOBS)
-	cd $(BUILD)/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	cd $(BUILD)/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
 	    ctest --output-on-failure -j $(JOBS) -L threads -LE slow
 	$(CMAKE) -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DRV_SANITIZE=ON -DRV_BENCH=OFF >/dev/null
 	$(CMAKE) --build $(BUILD)/asan -j $(JOBS)

@@ -10,6 +10,9 @@ packages=(
     clang libclang-rt-dev
     # compression codecs of the embedded log
     libzstd-dev liblz4-dev
+    # the kafka:// broker (librdkafka, with its mock cluster for the tests), and kcat and the
+    # Python client to talk to the same clusters by hand
+    librdkafka-dev kcat python3-confluent-kafka
     # baselines measured by `make bench`
     libjansson-dev libjson-c-dev
 )

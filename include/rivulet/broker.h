@@ -146,7 +146,12 @@ typedef struct rv_producer_s rv_producer_t;
  * A delivery report: `record` is the record as stored (topic, partition, offset and timestamp
  * filled in; key, value and headers valid only during the call), `err` RV_OK or why it was not
  * stored, `record_opaque` the pointer given to rv_producer_send(). Called from
- * rv_producer_poll() or rv_producer_flush() in the calling thread.
+ * rv_producer_poll() or rv_producer_flush() in the calling thread (or from rv_producer_send()
+ * while it waits for queue space in the middle of a split value).
+ * A value sent split into chunks has one report, once every chunk is acknowledged: its offset
+ * is the first chunk's (where a consumer reading it starts), `err` the first error of any
+ * chunk (then the offset is RV_OFFSET_INVALID), and its value is not kept: `value` is NULL
+ * and `value_len` 0.
  */
 typedef void (*rv_delivery_cb)(void *opaque, const rv_record_t *record, rv_err_t err,
                                void *record_opaque);
@@ -164,9 +169,16 @@ RV_API rv_producer_t *rv_producer_new(rv_broker_t *broker, const rv_producer_opt
 /**
  * Queues `record` for its topic (copied; the view may be reused at once). The record is stored
  * when its batch is written (on size, on linger, or at rv_producer_flush()); its delivery report
- * says so. RV_ERR_NOT_FOUND for an unknown topic, RV_ERR_INVALID_ARG for a partition out of
- * range, RV_ERR_LIMIT when the value exceeds message.max.bytes and splitting is off,
- * RV_ERR_AGAIN when the queue is full (poll or flush, then retry).
+ * says so. A record larger than message.split.bytes is sent as chunk records that consumers
+ * reassemble (message.split=true, the default; see docs/brokers.md, "Large values"); once its
+ * first chunk is queued, the call waits for queue space for the others, serving delivery
+ * reports, up to 60 s. RV_ERR_NOT_FOUND for an unknown topic, RV_ERR_INVALID_ARG for a
+ * partition out of range (or a split record carrying a header named "__rv.chunk.*"),
+ * RV_ERR_LIMIT when the record exceeds message.split.bytes and splitting is off, when its key
+ * and headers alone leave no room for a chunk of value, or when it exceeds the topic's
+ * max.message.bytes, RV_ERR_AGAIN when the queue is full (poll or flush, then retry). When a
+ * later chunk of a split value cannot be queued the call returns that error, no report
+ * follows, and consumers drop the partial value.
  */
 RV_API rv_err_t rv_producer_send(rv_producer_t *producer, const rv_record_t *record,
                                  void *record_opaque);
@@ -200,6 +212,17 @@ typedef struct rv_consumer_callbacks_s {
     /** The consumer has read every record of a partition up to `offset` (its high watermark). */
     void (*on_partition_eof)(void *opaque, rv_consumer_t *consumer, const char *topic,
                              int32_t partition, int64_t offset);
+    /**
+     * Something the consumer read could not be delivered and was dropped; polling goes on.
+     * `message` (borrowed, valid during the call) names the topic, partition, first offset and
+     * key concerned. Today these are split values (see docs/brokers.md, "Large values"):
+     * RV_ERR_TIMEOUT when a value's chunks did not all arrive within
+     * message.split.timeout.ms, RV_ERR_LIMIT when values being reassembled would exceed
+     * message.split.max.bytes (the oldest is dropped), RV_ERR_CORRUPT for chunk headers that
+     * do not fit together, RV_ERR_NOMEM. The same report goes to the log at warning level.
+     * May be NULL.
+     */
+    void (*on_error)(void *opaque, rv_consumer_t *consumer, rv_err_t err, const char *message);
 } rv_consumer_callbacks_t;
 
 /** Options for rv_consumer_new(). */
@@ -229,7 +252,9 @@ RV_API rv_err_t rv_consumer_assign(rv_consumer_t *consumer, const rv_topic_parti
 /**
  * Returns up to `max` records in *records (an array owned by the consumer, valid until the next
  * poll) and their number in *count, waiting up to `timeout_ms` for the first one (-1 = no
- * limit, 0 = no wait). Records of one partition come in offset order. Serves the callbacks.
+ * limit, 0 = no wait). Records of one partition come in offset order, except that a value sent
+ * split into chunks comes, whole, where its last chunk was read, with the offset of its first
+ * chunk (chunk records themselves are never returned). Serves the callbacks.
  * RV_ERR_CORRUPT when stored data fails its checksum (*err names the file and offset; no
  * corrupted record is ever returned).
  */
@@ -239,6 +264,8 @@ RV_API rv_err_t rv_consumer_poll(rv_consumer_t *consumer, const rv_record_t **re
 /**
  * Commits offsets for the group: `tps` (offset = the next record to read) or, when `tps` is
  * NULL, the current position of every assigned partition. Synchronous: durable on return.
+ * A partition holding a split value whose chunks are still arriving is committed at most at
+ * that value's first offset, so a consumer resuming there reads all of it.
  */
 RV_API rv_err_t rv_consumer_commit(rv_consumer_t *consumer, const rv_topic_partition_t *tps,
                                    size_t count, rv_error_t **err);
@@ -247,11 +274,19 @@ RV_API rv_err_t rv_consumer_commit(rv_consumer_t *consumer, const rv_topic_parti
 RV_API rv_err_t rv_consumer_committed(rv_consumer_t *consumer, rv_topic_partition_t *tps,
                                       size_t count, rv_error_t **err);
 
-/** Fills the `offset` of each of `tps` with the consumer's position (next offset to read). */
+/**
+ * Fills the `offset` of each of `tps` with the consumer's position (next offset to read). It
+ * is the real read position, also past the chunks of a value still being reassembled (which
+ * rv_consumer_commit() does not commit past).
+ */
 RV_API rv_err_t rv_consumer_position(rv_consumer_t *consumer, rv_topic_partition_t *tps,
                                      size_t count, rv_error_t **err);
 
-/** Moves an assigned partition's position to `offset` (or RV_OFFSET_BEGINNING / END). */
+/**
+ * Moves an assigned partition's position to `offset` (or RV_OFFSET_BEGINNING / END). Chunks
+ * of split values read from that partition and not yet delivered are forgotten (a value whose
+ * first chunk is before `offset` is then skipped with a notice in the log).
+ */
 RV_API rv_err_t rv_consumer_seek(rv_consumer_t *consumer, const char *topic, int32_t partition,
                                  int64_t offset, rv_error_t **err);
 
@@ -270,6 +305,60 @@ RV_API rv_err_t rv_consumer_resume(rv_consumer_t *consumer, const rv_topic_parti
 
 /** Leaves the group (revoking its partitions) and frees the consumer. Accepts NULL. */
 RV_API void rv_consumer_close(rv_consumer_t *consumer);
+
+/* ---- transactions ------------------------------------------------------------------------ */
+
+/*
+ * A producer made with the property transactional.id set writes records in transactions:
+ * records sent between rv_producer_begin_transaction() and rv_producer_commit_transaction()
+ * become visible to read_committed consumers all at once when the commit succeeds, and never
+ * when the transaction is aborted. Consumed offsets sent with
+ * rv_producer_send_offsets_to_transaction() are committed for the consumer's group in the same
+ * transaction, which makes consume-transform-produce exactly-once. Only `kafka://` brokers
+ * have transactions today: `memory:` and `local:` answer RV_ERR_UNSUPPORTED.
+ *
+ * Errors of every transaction call: RV_ERR_UNSUPPORTED (the broker has no transactions),
+ * RV_ERR_STATE (the producer has no transactional.id, the call does not fit the transaction's
+ * state, or the transaction failed and must be aborted), RV_ERR_AGAIN (a retriable failure:
+ * call it again), RV_ERR_TIMEOUT, RV_ERR_TRANSPORT (the cluster could not be reached in time),
+ * RV_ERR_FATAL (the producer was fenced by a newer one with the same transactional.id, or
+ * another fatal error: close it). *err says which, and what to do.
+ */
+
+/**
+ * Starts a transaction. The first call also initialises the producer's transactions with the
+ * cluster (fencing older producers with the same transactional.id), waiting up to
+ * broker.availability.timeout.ms.
+ */
+RV_API rv_err_t rv_producer_begin_transaction(rv_producer_t *producer, rv_error_t **err);
+
+/**
+ * Adds consumed offsets to the current transaction, committed for `consumer`'s group when the
+ * transaction commits: `offsets` (each the next offset to read) or, when NULL, the position of
+ * every partition assigned to `consumer`. The consumer must have a group and come from a broker
+ * of the same kind (RV_ERR_INVALID_ARG otherwise). `timeout_ms` -1 waits up to
+ * broker.availability.timeout.ms.
+ */
+RV_API rv_err_t rv_producer_send_offsets_to_transaction(rv_producer_t *producer,
+                                                        rv_consumer_t *consumer,
+                                                        const rv_topic_partition_t *offsets,
+                                                        size_t count, int timeout_ms,
+                                                        rv_error_t **err);
+
+/**
+ * Flushes the transaction's records and commits it, waiting up to `timeout_ms` (-1:
+ * broker.availability.timeout.ms). On RV_ERR_AGAIN or RV_ERR_TIMEOUT the outcome is not known
+ * yet: call it again; on RV_ERR_STATE abort the transaction.
+ */
+RV_API rv_err_t rv_producer_commit_transaction(rv_producer_t *producer, int timeout_ms,
+                                               rv_error_t **err);
+
+/**
+ * Aborts the current transaction: its records are never shown to read_committed consumers and
+ * its offsets are not committed. Waits up to `timeout_ms` (-1: broker.availability.timeout.ms).
+ */
+RV_API rv_err_t rv_producer_abort_transaction(rv_producer_t *producer, int timeout_ms,
+                                              rv_error_t **err);
 
 RV_END_DECLS
 

@@ -6,14 +6,16 @@
  * implementation would check the same way (NULL pointers, Kafka's topic-name rule, partition
  * counts, logical offsets, topic-scoped properties) with messages that name the topic and
  * partition, and then dispatches to the implementation's ops. It also holds the partitioner
- * the implementations share. It must never know how an implementation stores records: anything
- * that needs a topic's partition count or a record's offset belongs behind the ops.
+ * the implementations share. Splitting of large values (chunk.c) sits between the public send,
+ * poll and commit and the ops. It must never know how an implementation stores records:
+ * anything that needs a topic's partition count or a record's offset belongs behind the ops.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/broker_int.h"
+#include "broker/chunk.h"
 #include "rivulet/hash.h"
 
 /* The largest partition count a topic may have: a guard against nonsense, not a design limit. */
@@ -23,10 +25,11 @@
 #define RV__TOPIC_NAME_MAX 249
 
 /* The implementations, by scheme. */
-static const rv_broker_ops_t *const registry[] = {&rv__memory_broker_ops, &rv__local_broker_ops};
+static const rv_broker_ops_t *const registry[] = {&rv__memory_broker_ops, &rv__local_broker_ops,
+                                                   &rv__kafka_broker_ops};
 
-/* Schemes rivulet knows but this library was built without. */
-static const char *const unbuilt_schemes[] = {"kafka"};
+/* Schemes rivulet knows but this library was built without (NULL-terminated; none today). */
+static const char *const unbuilt_schemes[] = {NULL};
 
 /* The implementation registered for `scheme` (length `len`); NULL when there is none, with
  * *known telling a scheme this library lacks from one that does not exist. */
@@ -38,7 +41,7 @@ static const rv_broker_ops_t *find_ops(const char *scheme, size_t len, bool *kno
         }
     }
     *known = false;
-    for (size_t i = 0; i < RV_ARRAY_LEN(unbuilt_schemes); i++) {
+    for (size_t i = 0; unbuilt_schemes[i]; i++) {
         if (strlen(unbuilt_schemes[i]) == len && memcmp(scheme, unbuilt_schemes[i], len) == 0) {
             *known = true;
         }
@@ -377,7 +380,13 @@ rv_producer_t *rv_producer_new(rv_broker_t *b, const rv_producer_opts_t *opts, r
         p->delivery_cb = opts->delivery_cb;
         p->opaque = opts->opaque;
     }
+    if (rv__chunk_producer_new(p, err)) {
+        rv_conf_destroy(p->conf);
+        free(p);
+        return NULL;
+    }
     if (b->ops->producer_new(p, err)) {
+        rv__chunk_producer_destroy(p);
         rv_conf_destroy(p->conf);
         free(p);
         return NULL;
@@ -397,7 +406,7 @@ rv_err_t rv_producer_send(rv_producer_t *p, const rv_record_t *rec, void *rec_op
             return RV_ERR_INVALID_ARG;
         }
     }
-    return p->broker->ops->send(p, rec, rec_opaque);
+    return rv__chunk_send(p, rec, rec_opaque);
 }
 
 int rv_producer_poll(rv_producer_t *p, int timeout_ms) {
@@ -417,6 +426,7 @@ void rv_producer_close(rv_producer_t *p) {
     }
     p->broker->ops->flush(p, -1, NULL);
     p->broker->ops->producer_destroy(p);
+    rv__chunk_producer_destroy(p);
     rv_conf_destroy(p->conf);
     free(p);
 }
@@ -453,7 +463,14 @@ rv_consumer_t *rv_consumer_new(rv_broker_t *b, const rv_consumer_opts_t *opts, r
     if (opts) {
         c->callbacks = opts->callbacks;
     }
+    if (rv__chunk_consumer_new(c, err)) {
+        rv_conf_destroy(c->conf);
+        free(c->group);
+        free(c);
+        return NULL;
+    }
     if (b->ops->consumer_new(c, err)) {
+        rv__chunk_consumer_destroy(c);
         rv_conf_destroy(c->conf);
         free(c->group);
         free(c);
@@ -504,7 +521,11 @@ rv_err_t rv_consumer_assign(rv_consumer_t *c, const rv_topic_partition_t *tps, s
             }
         }
     }
-    return c->broker->ops->assign(c, tps, count, err);
+    e = c->broker->ops->assign(c, tps, count, err);
+    if (e == RV_OK) {
+        rv__chunk_assigned(c, tps, count);
+    }
+    return e;
 }
 
 rv_err_t rv_consumer_poll(rv_consumer_t *c, const rv_record_t **records, size_t max, size_t *count,
@@ -518,7 +539,7 @@ rv_err_t rv_consumer_poll(rv_consumer_t *c, const rv_record_t **records, size_t 
                              "and max must be at least 1");
     }
     *records = NULL;
-    return c->broker->ops->poll(c, records, max, count, timeout_ms, err);
+    return rv__chunk_poll(c, records, max, count, timeout_ms, err);
 }
 
 rv_err_t rv_consumer_commit(rv_consumer_t *c, const rv_topic_partition_t *tps, size_t count,
@@ -530,7 +551,7 @@ rv_err_t rv_consumer_commit(rv_consumer_t *c, const rv_topic_partition_t *tps, s
         return rv__error_set(err, RV_ERR_STATE, "cannot commit offsets: the consumer has no group");
     }
     rv_err_t e = tps ? check_tps("commit", tps, count, 2, err) : RV_OK;
-    return e ? e : c->broker->ops->commit(c, tps, tps ? count : 0, err);
+    return e ? e : rv__chunk_commit(c, tps, tps ? count : 0, err);
 }
 
 rv_err_t rv_consumer_committed(rv_consumer_t *c, rv_topic_partition_t *tps, size_t count,
@@ -571,7 +592,11 @@ rv_err_t rv_consumer_seek(rv_consumer_t *c, const char *topic, int32_t partition
                              "RV_OFFSET_BEGINNING or RV_OFFSET_END)",
                              topic, (int)partition, (long long)offset);
     }
-    return c->broker->ops->seek(c, topic, partition, offset, err);
+    e = c->broker->ops->seek(c, topic, partition, offset, err);
+    if (e == RV_OK) {
+        rv__chunk_sought(c, topic, partition);
+    }
+    return e;
 }
 
 rv_err_t rv_consumer_offsets_for_times(rv_consumer_t *c, rv_topic_partition_t *tps, size_t count,
@@ -618,7 +643,57 @@ void rv_consumer_close(rv_consumer_t *c) {
         return;
     }
     c->broker->ops->consumer_destroy(c);
+    rv__chunk_consumer_destroy(c);
     rv_conf_destroy(c->conf);
     free(c->group);
     free(c);
+}
+
+/* ---- transactions --------------------------------------------------------------------------- */
+
+/* Checks the producer and that its broker has transactions; RV_OK to go on. */
+static rv_err_t txn_check(const rv_producer_t *p, const char *what, bool has_op,
+                          rv_error_t **err) {
+    if (!p) {
+        return rv__error_set(err, RV_ERR_INVALID_ARG, "%s: producer is NULL", what);
+    }
+    if (!has_op) {
+        return rv__error_set(err, RV_ERR_UNSUPPORTED,
+                             "broker '%s': %s: the '%s' broker has no transactions", p->broker->url,
+                             what, p->broker->ops->scheme);
+    }
+    return RV_OK;
+}
+
+rv_err_t rv_producer_begin_transaction(rv_producer_t *p, rv_error_t **err) {
+    rv_err_t e = txn_check(p, "begin transaction", p && p->broker->ops->begin_transaction, err);
+    return e ? e : p->broker->ops->begin_transaction(p, err);
+}
+
+rv_err_t rv_producer_send_offsets_to_transaction(rv_producer_t *p, rv_consumer_t *c,
+                                                 const rv_topic_partition_t *tps, size_t count,
+                                                 int timeout_ms, rv_error_t **err) {
+    rv_err_t e = txn_check(p, "send offsets to transaction",
+                           p && p->broker->ops->send_offsets_to_transaction, err);
+    if (e) {
+        return e;
+    }
+    if (!c) {
+        return rv__error_set(err, RV_ERR_INVALID_ARG, "send offsets to transaction: consumer "
+                                                      "is NULL");
+    }
+    e = tps ? check_tps("send offsets to transaction", tps, count, 2, err) : RV_OK;
+    return e ? e
+             : p->broker->ops->send_offsets_to_transaction(p, c, tps, tps ? count : 0,
+                                                           timeout_ms, err);
+}
+
+rv_err_t rv_producer_commit_transaction(rv_producer_t *p, int timeout_ms, rv_error_t **err) {
+    rv_err_t e = txn_check(p, "commit transaction", p && p->broker->ops->commit_transaction, err);
+    return e ? e : p->broker->ops->commit_transaction(p, timeout_ms, err);
+}
+
+rv_err_t rv_producer_abort_transaction(rv_producer_t *p, int timeout_ms, rv_error_t **err) {
+    rv_err_t e = txn_check(p, "abort transaction", p && p->broker->ops->abort_transaction, err);
+    return e ? e : p->broker->ops->abort_transaction(p, timeout_ms, err);
 }

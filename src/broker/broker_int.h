@@ -4,7 +4,7 @@
  * broker.c owns the public functions of rivulet/broker.h: it parses the URL, validates
  * arguments that every implementation would check the same way (topic names, partition
  * ranges, NULL pointers) and dispatches to the implementation's ops. Implementations
- * (memory.c, local.c, later kafka.c) fill one `static const rv_broker_ops_t` each and keep
+ * (memory.c, local.c, kafka.c) fill one `static const rv_broker_ops_t` each and keep
  * their own state behind the `impl` pointers.
  */
 #ifndef RV_BROKER_INT_H
@@ -60,6 +60,16 @@ typedef struct rv_broker_ops_s {
                                   rv_error_t **err);
     rv_err_t (*pause)(rv_consumer_t *c, const rv_topic_partition_t *tps, size_t count,
                       bool pause, rv_error_t **err);
+
+    /* Transactions; NULL when the implementation has none (broker.c answers UNSUPPORTED).
+     * `timeout_ms` is -1 for the implementation's default. `c` belongs to the same kind of
+     * broker as `p` only when the implementation checks it; `tps` NULL means c's positions. */
+    rv_err_t (*begin_transaction)(rv_producer_t *p, rv_error_t **err);
+    rv_err_t (*send_offsets_to_transaction)(rv_producer_t *p, rv_consumer_t *c,
+                                            const rv_topic_partition_t *tps, size_t count,
+                                            int timeout_ms, rv_error_t **err);
+    rv_err_t (*commit_transaction)(rv_producer_t *p, int timeout_ms, rv_error_t **err);
+    rv_err_t (*abort_transaction)(rv_producer_t *p, int timeout_ms, rv_error_t **err);
 } rv_broker_ops_t;
 
 struct rv_broker_s {
@@ -73,22 +83,25 @@ struct rv_broker_s {
 struct rv_producer_s {
     rv_broker_t *broker;
     rv_conf_t *conf; /* the producer's own, or a copy of the broker's */
-    rv_delivery_cb delivery_cb;
+    rv_delivery_cb delivery_cb; /* the user's, or chunk.c's in front of it */
     void *opaque;
     void *impl;
+    struct rv_chunk_producer_s *chunk; /* splitting of large values (chunk.c) */
 };
 
 struct rv_consumer_s {
     rv_broker_t *broker;
     rv_conf_t *conf;
     char *group; /* NULL without a group */
-    rv_consumer_callbacks_t callbacks;
+    rv_consumer_callbacks_t callbacks; /* chunk.c's rebalance callbacks before the user's */
     void *impl;
+    struct rv_chunk_consumer_s *chunk; /* reassembly of split values (chunk.c) */
 };
 
 /* The implementations, registered in broker.c by scheme. */
 extern const rv_broker_ops_t rv__memory_broker_ops;
 extern const rv_broker_ops_t rv__local_broker_ops;
+extern const rv_broker_ops_t rv__kafka_broker_ops;
 
 /* Kafka's topic-name rule; fills *err naming the topic when it is broken. */
 RV__HIDDEN rv_err_t rv__topic_name_check(const char *topic, rv_error_t **err);

@@ -374,9 +374,18 @@ expect_err "produce from a missing file" 1 \
     "rivulet produce: $TMP/does-not-exist: cannot open: No such file or directory"
 
 head -c 2000000 /dev/zero | tr '\0' 'y' >"$TMP/huge"
-run rv produce -t misc -l "$TMP/huge"
+# With splitting off (and its threshold above the record) the topic's max.message.bytes refuses it.
+run rv produce -t misc -l -X message.split=false -X message.split.bytes=4000000 "$TMP/huge"
 ERR=${ERR##*$'\n'} # the library may log a warning first; the CLI's error comes last
 expect_err_has "a record larger than the topic accepts" 1 "rivulet produce: $TMP/huge: " "misc"
+# By default it is sent as chunk records and read back whole, at the first chunk's offset.
+rv topics create huge >/dev/null
+run rv produce -t huge -l "$TMP/huge"
+expect "a record larger than the topic accepts, split" 0 ""
+run rv consume -t huge -e -q -f '%o %S\n'
+expect "a split record read back" 0 "0 2000000"
+rv consume -t huge -e -q -D '' >"$TMP/huge.out"
+if cmp -s "$TMP/huge" "$TMP/huge.out"; then ok; else bad "a split record read back byte for byte"; fi
 
 run rv produce < <(printf 'x\n')
 expect_err "produce without -t" 2 "rivulet produce: -t TOPIC is required"

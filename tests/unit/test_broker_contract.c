@@ -299,7 +299,7 @@ static void run_url(const char *url) {
         return;
     }
     rv_broker_close(probe);
-    bc_run_suite(url);
+    bc_run_suite(url, NULL);
 }
 
 int main(int argc, char **argv) {

@@ -172,7 +172,8 @@ static int send_one(produce_t *pr, const char *data, size_t len) {
         if (e == RV_ERR_LIMIT) {
             return cli_fail(CLI_FAILED, COMMAND,
                             "%s: a record of %zu bytes is larger than topic '%s' accepts "
-                            "(max.message.bytes)",
+                            "(its max.message.bytes, or message.split.bytes when "
+                            "message.split=false)",
                             origin, rec.key_len + rec.value_len, pr->topic);
         }
         return cli_fail(CLI_FAILED, COMMAND, "%s: cannot send to topic '%s': %s (%s)", origin,
