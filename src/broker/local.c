@@ -1,6 +1,8 @@
 /*
  * local.c: the `local:PATH` broker handle: directory layout, topic admin, the shared writable
- * partition logs and the background thread (group-commit fsync, retention, compaction).
+ * partition logs and their syncs (group commit: one fsync covers every append made before it,
+ * whichever producer made it, with the partition's mutex released during the fsync), and the
+ * background thread (the `interval` policy's syncs, retention, compaction).
  *
  * Layout under the root: topics/<topic>/topic.conf and topics/<topic>/<partition>/ (a plog
  * directory each), groups/<group>/ (see local_group.c) and staging/, where topics are built
@@ -377,7 +379,12 @@ static rv_plog_opts_t plog_opts(rv_local_t *lb, const rv_local_topic_t *t, const
         .log = &lb->broker->log,
         .name = name,
         .writable = writable,
-        .fsync = lb->fsync,
+        /* Under `batch` the broker syncs itself after each group of appends (group commit,
+         * rv__local_sync_to): the log must not also sync every append, but starts writing
+         * each one back at once, so the disk works while the next ones are encoded and the
+         * group's fsync waits only for the last. */
+        .fsync = lb->fsync == RV_FSYNC_BATCH ? RV_FSYNC_INTERVAL : lb->fsync,
+        .write_behind = lb->fsync == RV_FSYNC_BATCH,
         .codec = t ? t->codec : RV_CODEC_NONE,
         .segment_bytes = t ? t->segment_bytes : INT64_C(134217728),
         .segment_ms = t ? t->segment_ms : INT64_C(604800000),
@@ -409,36 +416,75 @@ rv_err_t rv__local_open_reader_log(rv_local_t *lb, const char *topic, int32_t pa
     return rc;
 }
 
-/* fsyncs what a writer appended since its last sync and marks it synced; a failed sync marks
- * the unsynced range failed so its delivery reports say so. Returns whether it synced. Called
- * with w->mu held and w->log open. */
-static bool writer_sync_locked(rv_local_t *lb, rv_local_writer_t *w) {
+/* Records that the appends (lo, hi] were covered by a failed sync. With w->mu held. */
+static void failed_add(rv_local_writer_t *w, uint64_t lo, uint64_t hi) {
+    unsigned n = atomic_load(&w->nfailed);
+    if (n > 0 && w->failed[n - 1].hi >= lo) { /* syncs publish in order: merge adjacent spans */
+        w->failed[n - 1].hi = hi > w->failed[n - 1].hi ? hi : w->failed[n - 1].hi;
+        return;
+    }
+    if (n == RV_LOCAL_FAILED_SPANS) {
+        /* Full (many failed syncs, each after a good one): widen the newest span over this
+         * one, so appends synced in between may report RV_ERR_IO too, never the reverse. */
+        w->failed[n - 1].hi = hi;
+        return;
+    }
+    w->failed[n] = (rv_local_span_t){lo, hi};
+    atomic_store(&w->nfailed, n + 1);
+}
+
+/*
+ * One sync of a writer: fsyncs what was appended up to now and publishes synced_seq (and the
+ * span it covered as failed when the fsync failed, so those delivery reports say RV_ERR_IO).
+ * With `unlocked`, w->mu is released during the fsync so appends go on (the next sync covers
+ * them) and w->syncing keeps another sync from starting and the log from closing meanwhile.
+ * Called with w->mu held, w->log open and no sync running; returns with w->mu held. Returns
+ * whether there was anything to sync.
+ */
+static bool writer_sync(rv_local_t *lb, rv_local_writer_t *w, bool unlocked) {
     uint64_t done = atomic_load(&w->synced_seq);
-    if (w->append_seq <= done) {
+    uint64_t target = w->append_seq; /* every append up to it has been written and published */
+    if (target <= done) {
         return false;
     }
+    rv_plog_t *log = w->log;
+    int64_t high = rv__plog_high(log);
     rv_error_t *e = NULL;
-    if (rv__plog_sync(w->log, &e) != RV_OK) {
+    rv_err_t rc;
+    if (unlocked) {
+        w->syncing = true;
+        pthread_mutex_unlock(&w->mu);
+        rc = rv__plog_sync(log, &e);
+        pthread_mutex_lock(&w->mu);
+        w->syncing = false;
+        pthread_cond_broadcast(&w->idle);
+    } else {
+        rc = rv__plog_sync(log, &e);
+    }
+    if (rc != RV_OK) {
         rv__log(&lb->broker->log, RV_LOG_ERROR, "local", "partition %s: %s", w->name,
                 rv_error_message(e));
-        atomic_store(&w->failed_lo, done);
-        atomic_store(&w->failed_hi, w->append_seq);
+        failed_add(w, done, target);
+    } else if (high > w->synced_high) {
+        w->synced_high = high;
     }
     rv_error_destroy(e);
-    atomic_store(&w->synced_seq, w->append_seq);
+    w->syncs++;
+    w->synced_appends += target - done;
+    atomic_store(&w->synced_seq, target); /* after failed_add: a reader that sees it sees both */
     return true;
 }
 
-/* Syncs (under the interval policy) and closes a writer's log, after any maintenance pass
- * using it has finished. Called with w->mu held. */
+/* Syncs and closes a writer's log, after any maintenance pass or sync using it has finished.
+ * Called with w->mu held (kept through the fsync: no append may slip in after it). */
 static bool writer_close_locked(rv_local_t *lb, rv_local_writer_t *w) {
-    while (w->maintaining) {
+    while (w->maintaining || w->syncing) {
         pthread_cond_wait(&w->idle, &w->mu);
     }
     if (!w->log) {
         return false;
     }
-    bool synced = writer_sync_locked(lb, w);
+    bool synced = writer_sync(lb, w, false);
     rv__plog_close(w->log);
     w->log = NULL;
     return synced;
@@ -462,8 +508,7 @@ static rv_local_writer_t *writer_find_or_add(rv_local_t *lb, rv_local_topic_t *t
         } else {
             pthread_mutex_init(&w->mu, NULL);
             pthread_cond_init(&w->idle, NULL);
-            atomic_init(&w->failed_lo, 0);
-            atomic_init(&w->failed_hi, 0);
+            atomic_init(&w->nfailed, 0u);
             w->topic = t;
             w->partition = partition;
             atomic_init(&w->synced_seq, 0);
@@ -538,7 +583,7 @@ rv_err_t rv__local_append(rv_local_t *lb, rv_local_topic_t *t, int32_t partition
     if (*stored > 0) {
         w->append_seq++;
         w->last_used_ms = rv_clock_mono_ms();
-        *seq = lb->fsync == RV_FSYNC_INTERVAL ? w->append_seq : 0;
+        *seq = lb->fsync == RV_FSYNC_NEVER ? 0 : w->append_seq;
     }
     if (rc != RV_OK) {
         rv__error_prefix(err, rc, "topic '%s' partition %" PRId32 ": ", t->name, partition);
@@ -559,10 +604,55 @@ bool rv__local_synced(rv_local_writer_t *w, uint64_t seq, rv_err_t *err) {
     if (atomic_load(&w->synced_seq) < seq) {
         return false;
     }
-    if (seq > atomic_load(&w->failed_lo) && seq <= atomic_load(&w->failed_hi)) {
-        *err = RV_ERR_IO;
+    if (atomic_load(&w->nfailed) > 0) {
+        pthread_mutex_lock(&w->mu);
+        unsigned n = atomic_load(&w->nfailed);
+        for (unsigned i = 0; i < n; i++) {
+            if (seq > w->failed[i].lo && seq <= w->failed[i].hi) {
+                *err = RV_ERR_IO;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&w->mu);
     }
     return true;
+}
+
+void rv__local_sync_to(rv_local_t *lb, rv_local_writer_t *w, uint64_t seq) {
+    pthread_mutex_lock(&w->mu);
+    while (atomic_load(&w->synced_seq) < seq) {
+        if (w->syncing) { /* its snapshot may cover `seq`: look again when it is published */
+            pthread_cond_wait(&w->idle, &w->mu);
+        } else if (!w->log) {
+            break; /* cannot happen: closing a log syncs every append made to it */
+        } else {
+            writer_sync(lb, w, true);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+rv_err_t rv__local_sync_stats(rv_broker_t *b, const char *topic, int32_t partition,
+                              rv_local_sync_stats_t *out) {
+    rv_local_t *lb = b->impl;
+    rv_local_writer_t *w = NULL;
+    pthread_mutex_lock(&lb->mu);
+    for (w = lb->writers; w; w = w->next) {
+        if (w->partition == partition && strcmp(w->topic->name, topic) == 0) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lb->mu);
+    if (!w) {
+        return RV_ERR_NOT_FOUND;
+    }
+    pthread_mutex_lock(&w->mu);
+    out->appends = w->append_seq;
+    out->syncs = w->syncs;
+    out->synced_appends = w->synced_appends;
+    out->synced_high = w->synced_high;
+    pthread_mutex_unlock(&w->mu);
+    return RV_OK;
 }
 
 void rv__local_request_sync(rv_local_t *lb) {
@@ -602,7 +692,8 @@ static void wake_producers(rv_local_t *lb) {
     pthread_mutex_unlock(&lb->mu);
 }
 
-/* One group commit: fsyncs every partition written since its last sync. */
+/* One group commit of the interval policy: fsyncs every partition written since its last
+ * sync, with the writer's mutex released during each fsync so producers keep appending. */
 static void sync_pass(rv_local_t *lb) {
     size_t n;
     rv_local_writer_t **v = writers_snapshot(lb, &n);
@@ -610,7 +701,10 @@ static void sync_pass(rv_local_t *lb) {
     for (size_t i = 0; i < n; i++) {
         rv_local_writer_t *w = v[i];
         pthread_mutex_lock(&w->mu);
-        if (w->log && writer_sync_locked(lb, w)) {
+        while (w->syncing) { /* only a producer under `batch` syncs besides this thread */
+            pthread_cond_wait(&w->idle, &w->mu);
+        }
+        if (w->log && writer_sync(lb, w, true)) {
             any = true;
         }
         pthread_mutex_unlock(&w->mu);

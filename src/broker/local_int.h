@@ -2,10 +2,12 @@
  * local_int.h: internals shared by the files of the `local:PATH` broker (the embedded log).
  *
  * local.c owns the broker handle: the directory layout, topic admin, the table of writable
- * partition logs shared by every producer of the handle, and the background thread that runs
- * group-commit fsyncs, retention and compaction. local_producer.c batches records and appends
- * them through that table; local_consumer.c reads partitions; local_group.c keeps committed
- * offsets and consumer-group membership with file locks. Nothing here is visible outside
+ * partition logs shared by every producer of the handle with their syncs (the group commits of
+ * both fsync policies that sync), and the background thread that runs the `interval` policy's
+ * syncs, retention and compaction. local_producer.c batches records and appends them through
+ * that table (and, under the `batch` policy, syncs each group of appends itself);
+ * local_consumer.c reads partitions; local_group.c keeps committed offsets and consumer-group
+ * membership with file locks. Nothing here is visible outside
  * src/broker, and nothing here may print: it logs through the broker's logger.
  */
 #ifndef RV_LOCAL_INT_H
@@ -58,10 +60,26 @@ typedef struct rv_local_topic_s {
     atomic_bool deleted;
 } rv_local_topic_t;
 
+/* The most spans of failed syncs a writer remembers (see rv_local_writer_t.failed). */
+#define RV_LOCAL_FAILED_SPANS 16
+
+/* Appends (lo, hi] of a writer, by sequence number. */
+typedef struct rv_local_span_s {
+    uint64_t lo;
+    uint64_t hi;
+} rv_local_span_t;
+
 /*
  * One partition's writable log in this broker handle, shared by all its producers. The log
  * is opened on the first append and closed when idle, so another process may take the
- * writer lock in between. `mu` serialises append, sync, retention and compaction.
+ * writer lock in between. `mu` serialises append, retention and compaction, and the start and
+ * end of a sync; the fsync itself runs with `mu` released (appends go on meanwhile and are
+ * covered by the next sync), one at a time (`syncing`).
+ *
+ * Durability is tracked by sequence numbers: every append that stored records takes the next
+ * append_seq, and a sync publishes in synced_seq the append_seq it snapshotted before its
+ * fsync began, so every append up to synced_seq is covered by a finished sync. Syncs publish
+ * in order (one at a time), so synced_seq only grows.
  */
 typedef struct rv_local_writer_s {
     struct rv_local_writer_s *next;
@@ -80,14 +98,19 @@ typedef struct rv_local_writer_s {
     int64_t maint_wall_ms; /* its wall-clock time */
     uint64_t compact_sig;  /* the closed segments after the last compaction */
     int64_t compact_wall_ms;
-    uint64_t append_seq; /* bumped by every append (under mu) */
-    /* Appends in (failed_lo, failed_hi] were covered by a failed sync (stored before
-     * synced_seq, so a reader that sees synced_seq sees them). */
-    atomic_uint_fast64_t failed_lo;
-    atomic_uint_fast64_t failed_hi;
-    pthread_cond_t idle;             /* signalled when a maintenance pass ends */
+    uint64_t append_seq;             /* bumped by every append that stored records (under mu) */
+    atomic_uint_fast64_t synced_seq; /* every append up to this one is synced (written under mu) */
+    pthread_cond_t idle;             /* signalled when a maintenance pass or a sync ends */
     bool maintaining;                /* the background thread uses `log` without holding mu */
-    atomic_uint_fast64_t synced_seq; /* every append up to this one is synced */
+    bool syncing;                    /* a sync uses `log` without holding mu */
+    /* Spans of appends covered by a failed sync, oldest first, adjacent ones merged (under mu;
+     * nfailed is also read without it, to skip the lookup while there is none). */
+    rv_local_span_t failed[RV_LOCAL_FAILED_SPANS];
+    atomic_uint nfailed;
+    /* What the syncs did (under mu), for rv__local_sync_stats(). */
+    uint64_t syncs;          /* syncs that covered at least one append */
+    uint64_t synced_appends; /* appends they covered */
+    int64_t synced_high;     /* every offset below it was covered by a sync that succeeded */
 } rv_local_writer_t;
 
 /* The broker handle's implementation state (rv_broker_t.impl). */
@@ -160,10 +183,11 @@ RV__HIDDEN rv_err_t rv__local_open_reader_log(rv_local_t *lb, const char *topic,
 /*
  * Appends `n` records to `topic`/`partition` through the handle's shared writer, opening it
  * (taking the writer lock) when needed: RV_ERR_BUSY when another process holds the lock.
- * *stored receives how many of the records were appended (all on success; a prefix when
- * writing failed part-way), *base_offset the first one's offset, *writer the writer used and
- * *seq the append's sequence number: the stored records are durable under the interval
- * policy once synced_seq reaches it (0 = nothing to wait for).
+ * The append itself never fsyncs. *stored receives how many of the records were appended (all
+ * on success; a prefix when writing failed part-way), *base_offset the first one's offset,
+ * *writer the writer used and *seq the append's sequence number: under the `interval` and
+ * `batch` policies the stored records are durable once synced_seq reaches it (0 = nothing to
+ * wait for: the `never` policy, or nothing stored).
  */
 RV__HIDDEN rv_err_t rv__local_append(rv_local_t *lb, rv_local_topic_t *topic, int32_t partition,
                                      const rv_record_t *recs, size_t n, int64_t *base_offset,
@@ -174,7 +198,30 @@ RV__HIDDEN rv_err_t rv__local_append(rv_local_t *lb, rv_local_topic_t *topic, in
  * RV_ERR_IO when the sync that covered it failed. */
 RV__HIDDEN bool rv__local_synced(rv_local_writer_t *w, uint64_t seq, rv_err_t *err);
 
-/* Asks the background thread for a sync pass now (interval policy; no-op otherwise). */
+/*
+ * The group commit of the `batch` policy: returns once a sync covers the append `seq` of `w`
+ * (at once when one already did). When none does, it waits for the sync running, if any, and
+ * then fsyncs the log itself, which covers every append made so far, by any producer of the
+ * handle: several batches share one fsync. `w->mu` is released during the fsync. The outcome
+ * is read with rv__local_synced(). Call without w->mu held.
+ */
+RV__HIDDEN void rv__local_sync_to(rv_local_t *lb, rv_local_writer_t *w, uint64_t seq);
+
+/* What the syncs of one partition's writer in this handle did, for tests. */
+typedef struct rv_local_sync_stats_s {
+    uint64_t appends;        /* appends that stored records */
+    uint64_t syncs;          /* syncs that covered at least one append */
+    uint64_t synced_appends; /* appends those syncs covered */
+    int64_t synced_high;     /* every offset below it was covered by a sync that succeeded */
+} rv_local_sync_stats_t;
+
+/* Fills `out` for `topic`/`partition` of the `local:` broker `b`; RV_ERR_NOT_FOUND when this
+ * handle has never written that partition. */
+RV__HIDDEN rv_err_t rv__local_sync_stats(rv_broker_t *b, const char *topic, int32_t partition,
+                                         rv_local_sync_stats_t *out);
+
+/* Asks the background thread for a sync pass now (interval policy; no-op otherwise: under
+ * `batch` the producers sync with rv__local_sync_to()). */
 RV__HIDDEN void rv__local_request_sync(rv_local_t *lb);
 
 /* Producers register so sync passes can wake them; the last one to leave closes writers. */

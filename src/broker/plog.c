@@ -726,7 +726,10 @@ static rv_err_t roll(rv_plog_t *log, int64_t now, rv_error_t **err) {
         rv_error_destroy(ie);
     }
     if (log->opts.fsync != RV_FSYNC_NEVER) {
-        (void)fdatasync(old->fd);
+        if (fdatasync(old->fd) != 0 && log->roll_sync_errno == 0) {
+            log->roll_sync_errno = errno; /* the owner's next rv__plog_sync() says so */
+            log->roll_sync_base = old->base;
+        }
         rv__fsync_dir(log);
     }
     pthread_rwlock_wrlock(&log->list_lock);
@@ -792,6 +795,9 @@ rv_err_t rv__plog_append(rv_plog_t *log, const rv_record_t *recs, size_t n, int6
         if (e == 0 && o->fsync == RV_FSYNC_BATCH && fdatasync(a->fd) != 0) {
             e = errno;
         }
+        if (e == 0 && o->write_behind) { /* a hint: failures show in the owner's sync */
+            (void)sync_file_range(a->fd, size, (off_t)len, SYNC_FILE_RANGE_WRITE);
+        }
         if (e != 0) {
             (void)ftruncate(a->fd, size); /* take back a partial batch */
             rc = rv__error_set(err, RV_ERR_IO,
@@ -836,11 +842,19 @@ rv_err_t rv__plog_sync(rv_plog_t *log, rv_error_t **err) {
                 rv_error_message(ie));
         rv_error_destroy(ie);
     }
+    int roll_errno = log->roll_sync_errno; /* earlier segments were synced when rolled */
+    int64_t roll_base = log->roll_sync_base;
+    log->roll_sync_errno = 0;
     pthread_mutex_unlock(&log->wmutex);
     rv_err_t rc = RV_OK;
     if (fdatasync(a->fd) != 0) {
         rc = rv__error_set(err, RV_ERR_IO, "partition log '%s': cannot fsync %s: %s", log->name,
                            a->path, strerror(errno));
+    } else if (roll_errno != 0) {
+        char *path = rv__seg_path(log->dir, roll_base, ".log");
+        rc = rv__error_set(err, RV_ERR_IO, "partition log '%s': cannot fsync %s: %s", log->name,
+                           path ? path : "a rolled segment", strerror(roll_errno));
+        free(path);
     }
     rv__seg_unref(a);
     return rc;

@@ -39,7 +39,7 @@ typedef enum rv_codec_e { RV_CODEC_NONE = 0, RV_CODEC_LZ4 = 1, RV_CODEC_ZSTD = 2
 
 typedef enum rv_fsync_e {
     RV_FSYNC_NEVER = 0,    /* the OS writes back; survives a process kill, not a power cut */
-    RV_FSYNC_INTERVAL = 1, /* rv__plog_sync() is called every fsync interval by the owner */
+    RV_FSYNC_INTERVAL = 1, /* the owner calls rv__plog_sync() (every interval, or per group) */
     RV_FSYNC_BATCH = 2     /* every append is synced before it returns */
 } rv_fsync_t;
 
@@ -48,6 +48,9 @@ typedef struct rv_plog_opts_s {
     const char *name;             /* "topic/partition", used in messages */
     bool writable;                /* take the writer lock and recover the tail */
     rv_fsync_t fsync;             /* what rv__plog_append() does after writing */
+    bool write_behind;            /* start writing each batch back to the disk at once
+                                     (sync_file_range), so the owner's next rv__plog_sync()
+                                     waits only for the last ones; durability is unchanged */
     rv_codec_t codec;             /* compression of new batches */
     int64_t segment_bytes;        /* roll to a new segment past this size */
     int64_t segment_ms;           /* or when the active segment is older than this */
@@ -65,9 +68,10 @@ RV__HIDDEN void rv__plog_close(rv_plog_t *log);
 /*
  * Appends `n` records as one batch (or several when they exceed the segment size): assigns
  * consecutive offsets from the high watermark, stamps timestamp_ms <= 0 with the current time,
- * writes with one write() per batch, syncs when the policy is "batch", then publishes the new
- * high watermark to readers. *base_offset receives the first record's offset. The records'
- * topic and partition fields are ignored. Errors: RV_ERR_STATE on a read-only log,
+ * writes with one write() per batch, syncs when the policy is "batch" (or starts the batch's
+ * writeback with `write_behind`), then publishes the new high watermark to readers.
+ * *base_offset receives the first record's offset. The records' topic and partition fields
+ * are ignored. Errors: RV_ERR_STATE on a read-only log,
  * RV_ERR_LIMIT for a record larger than a batch may be (256 MiB), RV_ERR_IO when writing or
  * syncing fails (the failed batch is taken back; batches of the same call before it stay, and
  * the high watermark says how far the call got).
@@ -76,7 +80,10 @@ RV__HIDDEN rv_err_t rv__plog_append(rv_plog_t *log, const rv_record_t *recs, siz
                                     int64_t *base_offset, rv_error_t **err);
 
 /* fsyncs the active segment and writes its pending index entries (group commit for the interval
- * policy). Safe to call from another thread than the appender; does nothing on a read-only log. */
+ * policy; earlier segments were synced when rolled). Everything appended before the call is
+ * durable when it returns RV_OK; RV_ERR_IO when this fsync failed, or the one a roll made of
+ * the segment it closed since the previous call. Safe to call from another thread than the
+ * appender (appends go on during the fsync); does nothing on a read-only log. */
 RV__HIDDEN rv_err_t rv__plog_sync(rv_plog_t *log, rv_error_t **err);
 
 /* The first offset still stored (after retention) and the next offset to be written, as last

@@ -252,6 +252,11 @@ struct rv_plog_s {
     rv__batch_enc_t enc;
     int64_t high;
     int64_t low;
+    /* The first fsync a roll made of the segment it closed that failed (errno, 0 = none), and
+     * that segment's base offset: the next rv__plog_sync() reports it, since it covers only
+     * the active segment. Under wmutex. */
+    int roll_sync_errno;
+    int64_t roll_sync_base;
 };
 
 /* Segment helpers (plog_segment.c). */
