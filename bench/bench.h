@@ -28,7 +28,9 @@
  * bench/bench_<name>.c defining `void rv_bench_suite_<name>(void)` and add a line here; the
  * name is what `rivulet_bench <name>` selects.
  */
-#define RV_BENCH_SUITES(X) X(json, "JSON parse and write throughput: rivulet vs jansson vs json-c")
+#define RV_BENCH_SUITES(X)                                                                         \
+    X(json, "JSON parse and write throughput: rivulet vs jansson vs json-c")                       \
+    X(log, "embedded log append and read throughput, beside memcpy and dd")
 
 #define RV__BENCH_DECLARE(name, description) void rv_bench_suite_##name(void);
 RV_BENCH_SUITES(RV__BENCH_DECLARE)
