@@ -7,11 +7,13 @@
 #ifndef RIVULET_H
 #define RIVULET_H
 
+#include "app.h"
 #include "arena.h"
 #include "broker.h"
 #include "clock.h"
 #include "common.h"
 #include "config.h"
+#include "dataframe.h"
 #include "error.h"
 #include "hash.h"
 #include "json.h"

@@ -18,6 +18,11 @@
       "error rather than a risk to the stack or memory.")                                     \
     X(CLIENT_ID, "client.id", RV_CONF_STRING, "rivulet", 0, 0, NULL, "client",                  \
       "A name for this client, shown in logs and sent to Kafka brokers.")                       \
+    X(BROKER_AVAILABILITY_MS, "broker.availability.timeout.ms", RV_CONF_DURATION, "60000", 100, \
+      86400000, NULL, "client",                                                                 \
+      "How long a Kafka client waits for an unreachable cluster: past it, polls, flushes and "  \
+      "full sends fail with RV_ERR_TRANSPORT naming the bootstrap servers, and records not "   \
+      "acknowledged in that time fail in their delivery report.")                               \
     X(LOCAL_FSYNC_POLICY, "local.fsync.policy", RV_CONF_ENUM, "interval", 0, 0,                 \
       "never|interval|batch", "client",                                                         \
       "When the embedded log fsyncs appended batches: never (the OS writes back; a killed "     \
@@ -32,6 +37,17 @@
     X(QUEUE_MAX_BYTES, "queue.buffering.max.bytes", RV_CONF_BYTES, "67108864", 1024,            \
       17179869184, NULL, "producer",                                                            \
       "Bytes of records a producer holds before rv_producer_send() answers AGAIN.")             \
+    X(TRANSACTIONAL_ID, "transactional.id", RV_CONF_STRING, "", 0, 0, NULL, "producer",        \
+      "Makes a Kafka producer transactional under this id (unique per producing process; a "   \
+      "new producer with the same id fences the old one); empty for none.")                     \
+    X(MESSAGE_SPLIT, "message.split", RV_CONF_BOOL, "true", 0, 0, NULL, "producer",             \
+      "Whether a producer sends a record larger than message.split.bytes as chunk records "     \
+      "that consumers reassemble (true), or refuses it with RV_ERR_LIMIT (false).")             \
+    X(MESSAGE_SPLIT_BYTES, "message.split.bytes", RV_CONF_BYTES, "1000000", 1024, 1073741824,  \
+      NULL, "producer",                                                                         \
+      "The largest record a producer sends whole, counting its key, value and headers plus 64 " \
+      "bytes per record and 16 per header; every chunk of a larger value fits in it too. Keep " \
+      "it below the topic's max.message.bytes and Kafka's message.max.bytes.")                  \
     X(AUTO_OFFSET_RESET, "auto.offset.reset", RV_CONF_ENUM, "latest", 0, 0,                     \
       "earliest|latest|error", "consumer",                                                      \
       "Where a consumer starts in a partition without a committed offset.")                     \
@@ -41,6 +57,14 @@
       "consumer",                                                                               \
       "How often a member of a consumer group on the embedded log looks for members that "      \
       "joined or died and rebalances partitions.")                                              \
+    X(MESSAGE_SPLIT_TIMEOUT_MS, "message.split.timeout.ms", RV_CONF_DURATION, "60000", 10,      \
+      86400000, NULL, "consumer",                                                               \
+      "A split value whose chunks have not all arrived this long after its first one is "      \
+      "dropped and reported (log and on_error), never delivered in part.")                      \
+    X(MESSAGE_SPLIT_MAX_BYTES, "message.split.max.bytes", RV_CONF_BYTES, "268435456", 1024,     \
+      17179869184, NULL, "consumer",                                                            \
+      "Bytes a consumer holds for split values being reassembled; past it the oldest "         \
+      "incomplete value is dropped and reported, and a larger value is never started.")        \
     X(MAINTENANCE_MS, "log.maintenance.interval.ms", RV_CONF_DURATION, "30000", 10, 86400000,  \
       NULL, "client",                                                                           \
       "How often the embedded log enforces retention and compacts compacted topics.")           \
@@ -63,6 +87,32 @@
     X(SEGMENT_MS, "segment.ms", RV_CONF_DURATION, "604800000", 1000, INT64_MAX, NULL, "topic",  \
       "A segment older than this is closed, so retention can delete it.")                       \
     X(MAX_MESSAGE_BYTES, "max.message.bytes", RV_CONF_BYTES, "1048588", 64, 1073741824, NULL,   \
-      "topic", "The largest batch of records a partition accepts.")
+      "topic", "The largest batch of records a partition accepts.")                             \
+    X(COMMIT_INTERVAL_MS, "commit.interval.ms", RV_CONF_DURATION, "5000", 0, 86400000, NULL,    \
+      "app",                                                                                    \
+      "An application checkpoints this often: it flushes its producers and sinks, then "       \
+      "commits the offsets of the records it processed; 0 checkpoints after every batch.")     \
+    X(COMMIT_EVERY, "commit.every", RV_CONF_INT, "0", 0, INT64_MAX, NULL, "app",                \
+      "An application worker also checkpoints after processing this many records since its "   \
+      "last checkpoint; 0 turns the count off.")                                               \
+    X(PROCESSING_GUARANTEE, "processing.guarantee", RV_CONF_ENUM, "at-least-once", 0, 0,        \
+      "at-least-once|exactly-once", "app",                                                      \
+      "at-least-once: a crash may process a record again, never loses one. exactly-once is "   \
+      "not available yet: rv_app_new() answers RV_ERR_UNSUPPORTED.")                            \
+    X(PROCESSING_ERROR_POLICY, "processing.error.policy", RV_CONF_ENUM, "stop", 0, 0,           \
+      "stop|skip|dead-letter", "app",                                                           \
+      "What an application does with a record it cannot decode or whose user function "        \
+      "fails: stop (rv_app_run() returns the error, naming topic, partition, offset and key), " \
+      "skip (logged and counted), or dead-letter (the original record goes to "                \
+      "dead.letter.topic with the error in headers).")                                         \
+    X(DEAD_LETTER_TOPIC, "dead.letter.topic", RV_CONF_STRING, "", 0, 0, NULL, "app",            \
+      "The topic that receives failed records under the dead-letter policy; empty means "      \
+      "\"<group>--dead-letter\".")                                                              \
+    X(APP_THREADS, "app.threads", RV_CONF_INT, "1", 1, 64, NULL, "app",                         \
+      "Worker threads of an application; each is a member of the consumer group with its "    \
+      "own consumer, producer and arena, and processes the partitions assigned to it.")        \
+    X(STATE_DIR, "state.dir", RV_CONF_STRING, "./rivulet-state", 0, 0, NULL, "app",             \
+      "The directory of an application's local state stores. Reserved: the runtime checks "    \
+      "it is not empty; stateful operators will keep their files here.")
 
 #endif
