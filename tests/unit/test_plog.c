@@ -777,7 +777,9 @@ static void test_codecs(void) {
         for (size_t i = 0; i < n; i++, expect++) {
             char v[300];
             memset(v, 'a' + (int)(expect % 26), sizeof v);
-            snprintf(v, 20, "%lld:", (long long)expect);
+            char head[24];
+            int hn = snprintf(head, sizeof head, "%lld:", (long long)expect);
+            memcpy(v, head, (size_t)hn + 1); /* the number, a colon and a NUL, as written */
             CHECK_INT(out[i].offset, expect);
             CHECK_INT(out[i].timestamp_ms, 5000 + expect);
             CHECK(out[i].value_len == sizeof v && memcmp(out[i].value, v, sizeof v) == 0);
