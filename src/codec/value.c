@@ -736,10 +736,15 @@ static rv_value_t *copy_node(rv_arena_t *arena, const rv_value_t *src) {
     }
     v->flags = src->flags;
     switch (src->type) {
+        /* Scalars live in short nodes: copy only the member the type names, never the union. */
         case RV_TYPE_BOOL:
+            v->u.b = src->u.b;
+            break;
         case RV_TYPE_INT:
+            v->u.i = src->u.i;
+            break;
         case RV_TYPE_DOUBLE:
-            v->u = src->u;
+            v->u.d = src->u.d;
             break;
         case RV_TYPE_STRING:
         case RV_TYPE_BYTES:

@@ -401,7 +401,29 @@ static void test_copy(void) {
     CHECK(!rv_value_equal(deep, dc));
 }
 
+/* Scalars are short nodes: copying one must write only its own bytes. A 16-byte arena holds
+ * exactly one short node, so ASan sees any write past it (a fuzzer finding: the copy once
+ * assigned the whole union). */
+static void test_copy_short_nodes(void) {
+    rv_value_t *sources[3];
+    rv_arena_t *src = rv_arena_new(0);
+    REQUIRE(src != NULL);
+    sources[0] = rv_value_new_int(src, -1372036);
+    sources[1] = rv_value_new_double(src, 5e-324);
+    sources[2] = rv_value_new_bool(src, true);
+    for (int k = 0; k < 3; k++) {
+        rv_arena_t *dst = rv_arena_new(16);
+        REQUIRE(dst != NULL);
+        rv_value_t *c = rv_value_copy(dst, sources[k]);
+        CHECK(c != NULL);
+        CHECK(rv_value_equal(c, sources[k]));
+        rv_arena_destroy(dst);
+    }
+    rv_arena_destroy(src);
+}
+
 int main(void) {
+    RV_RUN(test_copy_short_nodes);
     arena = rv_arena_new(0);
     RV_RUN(test_type_names);
     RV_RUN(test_scalars);
