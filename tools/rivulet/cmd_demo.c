@@ -5,8 +5,8 @@
  * every few milliseconds), writes it as JSON records keyed by car to a topic of the embedded log,
  * then reads the topic back from the beginning and computes, per car and lap, the lap time, top
  * and mean speed, gear changes and moments over a speed threshold, and prints a summary with
- * the commands to look further. The read side is a hand-written loop over the consumer API:
- * once the streaming engine exists this becomes a dataframe pipeline with windows. It must
+ * the commands to look further. The read side is a hand-written loop over the consumer API;
+ * it is to become a dataframe pipeline with windows. It must
  * finish in seconds and never leave the topic half-written without saying so.
  */
 #include <getopt.h>
@@ -459,8 +459,8 @@ int cmd_demo(int argc, char **argv) {
            "  rivulet consume -t %s -b %s -o beginning -c 3 -e\n"
            "  rivulet consume -t %s -b %s -p 0 -o -2 -e -J\n",
            client.url, TOPIC, client.url, TOPIC, client.url, TOPIC, client.url);
-    printf("\nThe read side is a hand-written loop today; the streaming engine (dataframes,\n"
-           "windows, state) will run it as a pipeline.\n");
+    printf("\nThe read side is a hand-written consumer loop; running it as a dataframe pipeline\n"
+           "(with windows once they exist) is the next step for this demo.\n");
 done:
     rv_broker_close(broker);
     cli_client_free(&client);
