@@ -13,6 +13,9 @@ packages=(
     # the kafka:// broker (librdkafka, with its mock cluster for the tests), and kcat and the
     # Python client to talk to the same clusters by hand
     librdkafka-dev kcat python3-confluent-kafka
+    # durable state stores (RocksDB's C API) and the telemetry wire protocol (protobuf-c and its
+    # code generator)
+    librocksdb-dev libprotobuf-c-dev protobuf-c-compiler
     # baselines measured by `make bench`
     libjansson-dev libjson-c-dev
 )
