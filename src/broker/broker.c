@@ -683,9 +683,22 @@ rv_err_t rv_producer_send_offsets_to_transaction(rv_producer_t *p, rv_consumer_t
                                                       "is NULL");
     }
     e = tps ? check_tps("send offsets to transaction", tps, count, 2, err) : RV_OK;
-    return e ? e
-             : p->broker->ops->send_offsets_to_transaction(p, c, tps, tps ? count : 0,
-                                                           timeout_ms, err);
+    if (e) {
+        return e;
+    }
+    /* Offsets past a split value still being reassembled are lowered to its first chunk, as a
+     * commit's are, so a consumer resuming from the transaction reads all of the value. */
+    rv_topic_partition_t *capped = NULL;
+    size_t ncapped = 0;
+    e = rv__chunk_capped_offsets(c, tps, tps ? count : 0, &capped, &ncapped, err);
+    if (e) {
+        return e;
+    }
+    e = capped ? p->broker->ops->send_offsets_to_transaction(p, c, capped, ncapped, timeout_ms, err)
+               : p->broker->ops->send_offsets_to_transaction(p, c, tps, tps ? count : 0,
+                                                             timeout_ms, err);
+    free(capped);
+    return e;
 }
 
 rv_err_t rv_producer_commit_transaction(rv_producer_t *p, int timeout_ms, rv_error_t **err) {

@@ -10,9 +10,11 @@
  * no record is copied. rivulet keeps each assigned partition's position itself (set by assign
  * and seek, moved by every record and end-of-partition event), because its contract is about
  * what the application has been given, and drops anything librdkafka still holds for a
- * partition that is paused or no longer assigned. This file must never return a record twice
- * within one assignment, never call a user callback from a librdkafka thread, and never wait
- * longer than broker.availability.timeout.ms on the cluster.
+ * partition that is paused or no longer assigned. Two waits work around librdkafka 2.0.2:
+ * assign learns the topics' leaders first (learn_leaders()), and closing a subscribed consumer
+ * waits for its first rebalance (await_first_rebalance()). This file must never return a
+ * record twice within one assignment, never call a user callback from a librdkafka thread, and
+ * never wait longer than broker.availability.timeout.ms on the cluster.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,18 @@
 
 /* The most records one poll returns, whatever `max` says. */
 #define MAX_POLL_RECORDS 65536
+
+/* The read-ahead librdkafka keeps, in records (see rv__kafka_consumer_new()). */
+#define QUEUED_MIN_MESSAGES "1000000"
+
+/* The longest rv_consumer_assign() waits to learn the leaders of the topics it assigns: the
+ * delay librdkafka's own retry would add (see learn_leaders()). */
+#define LEADERS_WAIT_MS 500
+
+/* The longest rv_consumer_close() waits for a subscribed consumer's first rebalance (see
+ * await_first_rebalance()). A real broker delays a new group's first rebalance by
+ * group.initial.rebalance.delay.ms (3 s by default), librdkafka's mock by 3 s too. */
+#define FIRST_REBALANCE_WAIT_MS 10000
 
 enum { RESET_EARLIEST = 0, RESET_LATEST = 1, RESET_ERROR = 2 };
 
@@ -57,6 +71,8 @@ typedef struct kcons_s {
     size_t nhdrs;
     size_t hdrs_cap;
     int served; /* rebalance callbacks served during the current poll */
+    bool rebalanced; /* the group has answered this member's first join with an assignment */
+    bool closing; /* in close, waiting for that: rebalances do not reach the user */
     rv_error_t *pending; /* an error met after records were taken, for the next poll */
 } kcons_t;
 
@@ -229,22 +245,41 @@ static void call_user(kcons_t *kcs, bool assign, const rd_kafka_topic_partition_
                 "group '%s': out of memory calling the rebalance callback", c->group);
         return;
     }
+    size_t n = 0;
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &parts->elems[i];
         kasg_t *a = asg_find(kcs, tp->topic, tp->partition);
+        if (!assign && !a) {
+            continue; /* taken while closing: the user never had it */
+        }
         int64_t pos = RV_OFFSET_INVALID;
         if (a && asg_position(kcs, a, &pos, NULL) != RV_OK) {
             pos = a->position;
         }
-        tps[i] = (rv_topic_partition_t){tp->topic, tp->partition, pos};
+        tps[n++] = (rv_topic_partition_t){tp->topic, tp->partition, pos};
     }
-    cb(c->callbacks.opaque, c, tps, (size_t)parts->cnt);
+    if (n > 0) {
+        cb(c->callbacks.opaque, c, tps, n);
+    }
     free(tps);
 }
 
 static void assigned(kcons_t *kcs, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
                      bool cooperative) {
     rv_consumer_t *c = kcs->c;
+    if (kcs->closing) {
+        /* Taken only to be given back by the close that follows: no offsets, no user. */
+        rd_kafka_error_t *error = NULL;
+        if (cooperative) {
+            error = rd_kafka_incremental_assign(rk, parts);
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        if (error) {
+            rd_kafka_error_destroy(error);
+        }
+        return;
+    }
     for (int i = 0; i < parts->cnt; i++) {
         parts->elems[i].offset = RD_KAFKA_OFFSET_STORED;
     }
@@ -326,6 +361,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
     kcons_t *kcs = opaque;
     bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     kcs->served++;
+    kcs->rebalanced = true;
     if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         assigned(kcs, rk, parts, cooperative);
     } else if (code == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -376,6 +412,11 @@ rv_err_t rv__kafka_consumer_new(rv_consumer_t *c, rv_error_t **err) {
         {"auto.offset.reset", reset_name(kcs->reset)},
         {"partition.assignment.strategy", "cooperative-sticky"},
         {"max.partition.fetch.bytes", fetch},
+        /* The high-level consumer counts queued.min.messages over all its partitions, and
+         * librdkafka 2.0.2 stops fetching for about a second once an application that does
+         * real work per record (consume, transform, produce) is that many records behind:
+         * let queued.max.messages.kbytes (64 MiB by default) bound the read-ahead instead. */
+        {"queued.min.messages", QUEUED_MIN_MESSAGES},
     };
     for (size_t i = 0; !e && i < RV_ARRAY_LEN(settings); i++) {
         e = cset(rc, settings[i][0], settings[i][1], err);
@@ -404,9 +445,45 @@ static void release_batch(kcons_t *kcs) {
     kcs->nhdrs = 0;
 }
 
+/*
+ * librdkafka 2.0.2 aborts the process (an assertion in rd_kafka_sticky_assignor_state_destroy,
+ * librdkafka issue 4312, fixed in 2.2.1) when a cooperative-sticky consumer is destroyed after
+ * the group answered its join but before its first assignment: the assignor's state is made
+ * only when that assignment arrives. So a subscribed consumer that has had no rebalance yet
+ * polls, before closing, until it has (its partitions then are given back by the close without
+ * reaching on_assign or on_revoke), for at most FIRST_REBALANCE_WAIT_MS and never longer than
+ * broker.availability.timeout.ms.
+ */
+static void await_first_rebalance(kcons_t *kcs) {
+    if (!kcs->subscribed || kcs->rebalanced || atomic_load(&kcs->kc.fatal)) {
+        return;
+    }
+    int64_t wait = kcs->kc.kb->avail_ms < FIRST_REBALANCE_WAIT_MS ? kcs->kc.kb->avail_ms
+                                                                  : FIRST_REBALANCE_WAIT_MS;
+    int64_t deadline = rv_clock_mono_ms() + wait;
+    kcs->closing = true;
+    while (!kcs->rebalanced && !atomic_load(&kcs->kc.fatal)) {
+        int64_t left = deadline - rv_clock_mono_ms();
+        if (left <= 0) {
+            rv__log(&kcs->c->broker->log, RV_LOG_WARNING, "kafka",
+                    "group '%s': closing a consumer whose first rebalance has not come in "
+                    "%lld ms; librdkafka 2.0.2 may abort if it comes now",
+                    kcs->c->group, (long long)wait);
+            break;
+        }
+        rd_kafka_message_t *m =
+            rd_kafka_consumer_poll(kcs->kc.rk, left < RV__KAFKA_SLICE_MS ? (int)left
+                                                                         : RV__KAFKA_SLICE_MS);
+        if (m) {
+            rd_kafka_message_destroy(m);
+        }
+    }
+}
+
 void rv__kafka_consumer_destroy(rv_consumer_t *c) {
     kcons_t *kcs = c->impl;
     release_batch(kcs);
+    await_first_rebalance(kcs);
     rd_kafka_resp_err_t re = rd_kafka_consumer_close(kcs->kc.rk);
     if (re) {
         rv__log(&c->broker->log, RV_LOG_WARNING, "kafka", "consumer: closing: %s",
@@ -451,6 +528,45 @@ rv_err_t rv__kafka_subscribe(rv_consumer_t *c, const char *const *topics, size_t
     return RV_OK;
 }
 
+/*
+ * Makes `rk` learn the leaders of the topics of `tps` before they are assigned: a handle that
+ * has no metadata for a topic yet starts its partitions with no leader known, and librdkafka
+ * then tries the first offset lookup again only 500 ms later (a consumer made and assigned at
+ * once waited that long before its first record). Stores the topic handles it made in *rkts
+ * (to free with rd_kafka_topic_destroy() after the assignment, which then keeps them with
+ * their leaders) and their number in *n. The topics exist (checked before), so asking about
+ * them by name cannot create one. It waits at most LEADERS_WAIT_MS in all, the delay it saves:
+ * a cluster slower than that only leaves librdkafka to find the leaders itself.
+ */
+static void learn_leaders(kcons_t *kcs, const rv_topic_partition_t *tps, size_t count,
+                          rd_kafka_topic_t **rkts, size_t *n) {
+    *n = 0;
+    int64_t deadline = rv_clock_mono_ms() + LEADERS_WAIT_MS;
+    for (size_t i = 0; i < count; i++) {
+        int64_t left = deadline - rv_clock_mono_ms();
+        if (left <= 0) {
+            break;
+        }
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) {
+            seen = strcmp(tps[j].topic, tps[i].topic) == 0;
+        }
+        if (seen) {
+            continue;
+        }
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(kcs->kc.rk, tps[i].topic, NULL);
+        if (!rkt) {
+            continue;
+        }
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(kcs->kc.rk, 0, rkt, &md, (int)left) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_metadata_destroy(md);
+        }
+        rkts[(*n)++] = rkt;
+    }
+}
+
 rv_err_t rv__kafka_assign(rv_consumer_t *c, const rv_topic_partition_t *tps, size_t count,
                           rv_error_t **err) {
     kcons_t *kcs = c->impl;
@@ -471,8 +587,17 @@ rv_err_t rv__kafka_assign(rv_consumer_t *c, const rv_topic_partition_t *tps, siz
     if (!l) {
         return rv__error_set(err, RV_ERR_NOMEM, "assign: out of memory");
     }
+    rd_kafka_topic_t **rkts = count ? calloc(count, sizeof *rkts) : NULL;
+    size_t nrkts = 0;
+    if (rkts) {
+        learn_leaders(kcs, tps, count, rkts, &nrkts);
+    }
     rd_kafka_resp_err_t re = rd_kafka_assign(kcs->kc.rk, count ? l : NULL);
     rd_kafka_topic_partition_list_destroy(l);
+    for (size_t i = 0; i < nrkts; i++) {
+        rd_kafka_topic_destroy(rkts[i]);
+    }
+    free(rkts);
     if (re) {
         return rv__error_set(err, rv__kafka_err(re), "assign: %s (%s)", rd_kafka_err2str(re),
                              rd_kafka_err2name(re));

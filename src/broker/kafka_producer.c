@@ -10,12 +10,15 @@
  * says. Records are handed to rd_kafka_produceva() in one copy; delivery reports come from
  * librdkafka's dr_msg_cb in the thread that polls or flushes. With a transactional.id the
  * producer is transactional: its transactions are initialised at the first
- * rv_producer_begin_transaction(). This file must never block in rv_producer_send() except to
- * learn a topic it has not seen, and never call the delivery callback with a lock held.
+ * rv_producer_begin_transaction() (broker.c caps the consumer offsets it puts in a transaction
+ * through the chunk layer, as a commit's are). This file must never block in rv_producer_send()
+ * except to learn a topic it has not seen, and never call the delivery callback with a lock
+ * held.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker/kafka_int.h"
 #include "rivulet/clock.h"
@@ -36,7 +39,7 @@ typedef struct ptopic_s {
     rd_kafka_topic_t *rkt;
     int32_t partitions;
     int64_t max_bytes;
-    int64_t checked_ms; /* when the broker's cache last confirmed it */
+    int64_t checked_ms; /* when the broker's cache last confirmed it (coarse_ms()) */
 } ptopic_t;
 
 typedef struct kprod_s {
@@ -220,10 +223,19 @@ static ptopic_t *ptopic_find(kprod_t *kp, const char *name) {
     return NULL;
 }
 
+/* Monotonic milliseconds from the coarse clock: every send reads it, and the topic cache it
+ * dates is trusted for RV__KAFKA_CACHE_MS, so a few milliseconds of resolution are plenty and
+ * the cost of a precise clock read per record is not. */
+static int64_t coarse_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Fills *out with the topic's handle and limits, learning them from the broker's topic cache
  * when the producer has not written to the topic lately. */
 static rv_err_t producer_topic(kprod_t *kp, const char *name, ptopic_t *out) {
-    int64_t now = rv_clock_mono_ms();
+    int64_t now = coarse_ms();
     pthread_mutex_lock(&kp->lock);
     ptopic_t *t = ptopic_find(kp, name);
     if (t && now - t->checked_ms < RV__KAFKA_CACHE_MS) {
