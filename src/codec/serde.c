@@ -11,9 +11,16 @@
  * double: a big-endian IEEE 754 number: reads 8 bytes (DoubleSerializer) or 4 (FloatSerializer);
  *         writes 8, from a double or an int.
  * json:   rivulet's exact JSON codec, parsing straight from the record's bytes.
+ * telemetry: rivulet's protobuf telemetry envelope (proto/telemetry.proto), decoded into the
+ *         packet's value tree (rv_tpacket_to_value(): an object with "type", "stream_id" and the
+ *         packet's fields; a frame as "columns" and "rows"); encoding reads such a tree back.
+ * quix:   the JSON messages of legacy Quix Streams topics ({"C","K","V","S","E"}), decoded into
+ *         the same tree as telemetry, so a pipeline reads both alike; encoding writes "JT".
  *
- * The binary formats have no null: a null value encodes as a tombstone. This file must never
- * allocate outside the arena and the caller's buffer on a success path, and never log.
+ * The binary formats (and quix) have no null: a null value encodes as a tombstone. This file
+ * must never allocate outside the arena and the caller's buffer on a success path (the one
+ * exception: telemetry and quix encoders read the tree through a scratch arena per record), and
+ * never log.
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +28,7 @@
 #include "codec/serde.h"
 #include "codec/value_int.h"
 #include "rivulet/json.h"
+#include "rivulet/telemetry.h"
 
 /* Writes a formatted reason into `why` and returns `code`. */
 static rv_err_t fail(rv_err_t code, char *why, size_t why_size, const char *fmt, ...)
@@ -259,6 +267,77 @@ static rv_err_t json_encode(const rv_value_t *v, rv_strbuf_t *out, bool *tombsto
     return e == RV_OK ? RV_OK : from_error(e, err, why, why_size);
 }
 
+/* ---- telemetry and quix ------------------------------------------------------------------- */
+
+/* Hands a decoded packet over as its value tree, or reports why decoding failed. */
+static rv_err_t packet_to_value(rv_arena_t *arena, rv_tpacket_t *p, rv_err_t e, rv_error_t *err,
+                                rv_value_t **out, char *why, size_t why_size) {
+    if (e != RV_OK) {
+        return from_error(e, err, why, why_size);
+    }
+    e = rv_tpacket_to_value(arena, p, out, &err);
+    if (e != RV_OK) {
+        *out = NULL;
+        return from_error(e, err, why, why_size);
+    }
+    return RV_OK;
+}
+
+static rv_err_t telemetry_decode(rv_arena_t *arena, const void *data, size_t len, int max_depth,
+                                 rv_value_t **out, char *why, size_t why_size) {
+    (void)max_depth;
+    rv_tpacket_t *p = NULL;
+    rv_error_t *err = NULL;
+    *out = NULL;
+    rv_err_t e = rv_tpacket_decode(arena, data, len, &p, &err);
+    return packet_to_value(arena, p, e, err, out, why, why_size);
+}
+
+static rv_err_t quix_decode(rv_arena_t *arena, const void *data, size_t len, int max_depth,
+                            rv_value_t **out, char *why, size_t why_size) {
+    (void)max_depth;
+    rv_tpacket_t *p = NULL;
+    rv_error_t *err = NULL;
+    *out = NULL;
+    rv_err_t e = rv_tpacket_read_quix(arena, data, len, &p, &err);
+    return packet_to_value(arena, p, e, err, out, why, why_size);
+}
+
+/*
+ * Reads a packet tree and writes it with `write`. The tree is read into a scratch arena made
+ * for the call (the serialiser interface gives encoders no arena): one allocation per record.
+ */
+static rv_err_t
+packet_encode(const rv_value_t *v, rv_strbuf_t *out, bool *tombstone, char *why, size_t why_size,
+              rv_err_t (*write)(const rv_tpacket_t *, rv_strbuf_t *, rv_error_t **)) {
+    if (rv_value_type(v) == RV_TYPE_NULL) {
+        *tombstone = true;
+        return RV_OK;
+    }
+    rv_arena_t *scratch = rv_arena_new(4096);
+    if (!scratch) {
+        return nomem(why, why_size);
+    }
+    rv_tpacket_t *p = NULL;
+    rv_error_t *err = NULL;
+    rv_err_t e = rv_tpacket_from_value(scratch, v, &p, &err);
+    if (e == RV_OK) {
+        e = write(p, out, &err);
+    }
+    rv_arena_destroy(scratch);
+    return e == RV_OK ? RV_OK : from_error(e, err, why, why_size);
+}
+
+static rv_err_t telemetry_encode(const rv_value_t *v, rv_strbuf_t *out, bool *tombstone, char *why,
+                                 size_t why_size) {
+    return packet_encode(v, out, tombstone, why, why_size, rv_tpacket_encode);
+}
+
+static rv_err_t quix_encode(const rv_value_t *v, rv_strbuf_t *out, bool *tombstone, char *why,
+                            size_t why_size) {
+    return packet_encode(v, out, tombstone, why, why_size, rv_tpacket_write_quix);
+}
+
 /* ---- the registry --------------------------------------------------------------------------- */
 
 static const rv__serde_t serde_bytes = {
@@ -278,8 +357,16 @@ static const rv__serde_t serde_double = {.version = RV__SERDE_VERSION,
 static const rv__serde_t serde_json = {
     .version = RV__SERDE_VERSION, .name = "json", .decode = json_decode, .encode = json_encode};
 
-static const rv__serde_t *const registry[] = {&serde_bytes, &serde_string, &serde_int,
-                                              &serde_int32, &serde_double, &serde_json};
+static const rv__serde_t serde_telemetry = {.version = RV__SERDE_VERSION,
+                                            .name = "telemetry",
+                                            .decode = telemetry_decode,
+                                            .encode = telemetry_encode};
+static const rv__serde_t serde_quix = {
+    .version = RV__SERDE_VERSION, .name = "quix", .decode = quix_decode, .encode = quix_encode};
+
+static const rv__serde_t *const registry[] = {&serde_bytes,     &serde_string, &serde_int,
+                                              &serde_int32,     &serde_double, &serde_json,
+                                              &serde_telemetry, &serde_quix};
 
 const rv__serde_t *rv__serde_find(const char *name) {
     for (size_t i = 0; name && i < RV_ARRAY_LEN(registry); i++) {
@@ -291,5 +378,5 @@ const rv__serde_t *rv__serde_find(const char *name) {
 }
 
 const char *rv__serde_names(void) {
-    return "bytes, string, int, int32, double, json";
+    return "bytes, string, int, int32, double, json, telemetry, quix";
 }

@@ -3,7 +3,7 @@
  * back.
  *
  * A serialiser is a const vtable found by name ("bytes", "string", "int", "int32", "double",
- * "json"); an application's topics keep one for keys and one for values. Decoding reads the
+ * "json", "telemetry", "quix"); an application's topics keep one for keys and one for values. Decoding reads the
  * bytes of a consumed record (a borrowed view) into the batch's arena; encoding appends to a
  * caller-owned buffer that is reused from record to record, so neither allocates on the heap in
  * steady state. Failures return a code and write a one-line reason into a caller buffer; they
@@ -46,7 +46,8 @@ typedef struct rv__serde_s {
 /* The serialiser registered under `name`; NULL when there is none. */
 RV__HIDDEN const rv__serde_t *rv__serde_find(const char *name);
 
-/* The registered names, for messages: "bytes, string, int, int32, double, json". */
+/* The registered names, for messages: "bytes, string, int, int32, double, json, telemetry,
+ * quix". */
 RV__HIDDEN const char *rv__serde_names(void);
 
 #endif
