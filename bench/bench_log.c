@@ -33,6 +33,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "broker/local_int.h"
 #include "broker/plog.h"
 #include "rivulet/broker.h"
 #include "rivulet/config.h"
@@ -328,10 +329,13 @@ static void cpu_note(char *out, size_t size, const best_t *b, const workload_t *
     snprintf(out, size, "%.2f cores busy, %.2f M rec per CPU-s", cores, per_cpu / 1e6);
 }
 
-/* The segment files of a partition log: bytes and batches (walking the batch lengths). */
+/* The segment files of a partition log: bytes and batches (walking the batch lengths), and the
+ * fdatasyncs the broker made for them (group commit: one covers every batch appended before
+ * it). */
 typedef struct disk_s {
     uint64_t bytes;
     uint64_t batches;
+    uint64_t syncs;
 } disk_t;
 
 static void disk_scan(const char *dir, disk_t *d) {
@@ -618,6 +622,10 @@ static bool produce_run(rv_broker_t *b, const char *root, const workload_t *w, i
             char *dir = strf("%s/topics/%s/%d", root, topic, (int)part);
             disk_scan(dir, disk);
             free(dir);
+            rv_local_sync_stats_t st;
+            if (rv__local_sync_stats(b, topic, part, &st) == RV_OK) {
+                disk->syncs += st.syncs;
+            }
         }
     }
     if (!keep || !ok) {
@@ -960,10 +968,11 @@ static void append_rows(const append_t *a, const char *policy, const workload_t 
                          MAX_PARTS, a->twin4_mbps, ratio(mbps, a->twin4_mbps));
             }
             snprintf(note, sizeof note,
-                     "1 producer: %s; %" PRIu64 " batches of %.0f kB, 1 fdatasync each, "
+                     "1 producer: %s; %" PRIu64 " batches of %.0f kB, %" PRIu64 " fdatasyncs, "
                      "%.0f MB/s to disk; dd oflag=dsync %.0f MB/s%s; dd bs=1M conv=fdatasync "
                      "%.0f MB/s: %.2fx",
-                     cpu, d->batches, disk_mean_batch(d) / 1e3, disk_mbps, a->dd_mbps, four,
+                     cpu, d->batches, disk_mean_batch(d) / 1e3, d->syncs, disk_mbps, a->dd_mbps,
+                     four,
                      m->dd_seq_mbps, ratio(mbps, m->dd_seq_mbps));
             report(name, w, b, a->base, a->base_mbps, false, TARGET_SYNC_RATIO, note);
         } else {

@@ -80,4 +80,27 @@ int cli_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out);
  * U+10FFFF). */
 int cli_utf8_valid(const void *s, size_t len);
 
+/* ---- cli_metrics.c: --metrics[=SECONDS] for the commands that run an application ------- */
+
+/* The interval of a bare --metrics. */
+#define CLI_METRICS_DEFAULT_MS 1000
+
+typedef struct cli_metrics_s cli_metrics_t;
+
+/* Parses the value of --metrics (NULL when given bare: CLI_METRICS_DEFAULT_MS) into
+ * *interval_ms (0: only the final line). Returns 0, or CLI_USAGE after printing an error. */
+int cli_metrics_parse(const char *command, const char *arg, int64_t *interval_ms);
+
+/* Starts printing `app`'s counters to stderr every `interval_ms` (0: none while it runs), as
+ * "rivulet COMMAND: metrics at 2.0 s: in N, out N, ...". NULL when memory is exhausted. */
+cli_metrics_t *cli_metrics_start(rv_app_t *app, const char *command, int64_t interval_ms);
+
+/* Stops the periodic lines, prints the final one ("metrics after S s: ...") and frees. Accepts
+ * NULL. */
+void cli_metrics_stop(cli_metrics_t *mx);
+
+/* Formats the counters as "in N, out N, sunk N, filtered N, errors N (...), lag N,
+ * checkpoints N (last X ms, longest Y ms)". */
+void cli_metrics_format(char *out, size_t size, const rv_app_metrics_t *m);
+
 #endif
