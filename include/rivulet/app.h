@@ -5,10 +5,11 @@
  * An application consumes its source topics as a member of a consumer group, runs every record
  * through the dataframe graphs built on it (see dataframe.h), produces their outputs, and
  * checkpoints: every commit.interval.ms or commit.every records, and whenever partitions are
- * revoked, it flushes its producer and sinks and then commits the offsets of the records it has
- * processed, so a crash anywhere loses nothing (at-least-once). Worker threads (app.threads) each
- * own a set of partitions. Bad records and failing user functions follow the error policy
- * (processing.error.policy: stop, skip or dead-letter); nothing is skipped silently.
+ * revoked, it flushes its producer and sinks, writes the changes of its state stores to their
+ * changelogs, commits the offsets of the records it has processed and then commits the stores
+ * (see state.h), so a crash anywhere loses nothing (at-least-once). Worker threads
+ * (app.threads) each own a set of partitions. Bad records and failing user functions follow the
+ * error policy (processing.error.policy: stop, skip or dead-letter); nothing is skipped silently.
  *
  * Thread rules: build the application (topics, dataframes) from one thread, then call
  * rv_app_run() once; rv_app_stop() may be called from any thread or a signal handler.
@@ -43,7 +44,8 @@ typedef struct rv_app_opts_s {
     /**
      * Properties (borrowed for the call): auto.offset.reset, commit.interval.ms, commit.every,
      * processing.guarantee, processing.error.policy, dead.letter.topic, app.threads, state.dir,
-     * and any broker, producer and consumer property. NULL = defaults.
+     * state.lock.timeout.ms, state.buffer.max.bytes, rocksdb.* (passed to RocksDB), and any
+     * broker, producer and consumer property. NULL = defaults.
      */
     const rv_conf_t *conf;
     /** Where the application's and the broker's log lines go; NULL = nowhere. */
@@ -143,6 +145,9 @@ typedef struct rv_app_metrics_s {
     int64_t checkpoint_last_us;  /**< duration of the last checkpoint */
     int64_t checkpoint_max_us;   /**< longest checkpoint */
     int64_t lag;               /**< records behind the high watermarks at the last checkpoint */
+    int64_t state_stores;      /**< state stores open (one per store and partition) */
+    int64_t state_bytes;       /**< their estimated size: SST files and memtables */
+    int64_t state_restored;    /**< changelog records applied restoring stores */
 } rv_app_metrics_t;
 
 /** Copies the current counters into *out. Safe from any thread while running. */

@@ -215,6 +215,58 @@ rv_topic_t *rv__app_repartition_topic(void *opaque, rv_topic_t *source, const ch
     return t;
 }
 
+rv_err_t rv__app_changelogs(rv_app_t *app, rv_error_t **err) {
+    rv__graph_t *g = app->graph;
+    for (size_t i = 0; i < g->nstores; i++) {
+        rv__store_decl_t *sd = g->stores[i];
+        rv_topic_t *src = sd->topic;
+        char tn[512];
+        int w = snprintf(tn, sizeof tn, "%s--changelog--%s--%s", app->group, src->name, sd->name);
+        if (w < 0 || (size_t)w > 249) {
+            return rv__error_set(err, RV_ERR_INVALID_ARG,
+                                 "application '%s': store '%s': its changelog topic name "
+                                 "'%s' is longer than 249 characters (shorten the group, topic "
+                                 "or store name)",
+                                 app->group, sd->name, tn);
+        }
+        pthread_mutex_lock(&app->mu);
+        rv_topic_t *t = find_topic(app, tn, strlen(tn));
+        if (!t) {
+            rv_topic_opts_t o = {.key_serde = "bytes", .value_serde = "bytes"};
+            t = topic_new(app, tn, strlen(tn), &o, RV__TOPIC_CHANGELOG, err);
+            if (t && !(t->topic_conf = rv_conf_new())) {
+                t = NULL;
+                rv__error_set(err, RV_ERR_NOMEM, "out of memory");
+            }
+            if (t && rv_conf_set(t->topic_conf, "cleanup.policy", "compact", err) != RV_OK) {
+                t = NULL;
+            }
+        }
+        pthread_mutex_unlock(&app->mu);
+        if (!t) {
+            return rv__error_prefix(err, RV_ERR_NOMEM, "application '%s': store '%s': ", app->group,
+                                    sd->name);
+        }
+        rv_err_t e = t->ready ? RV_OK : rv__app_topic_ensure(app, t, src->actual_partitions, err);
+        if (e != RV_OK) {
+            return e;
+        }
+        if (t->actual_partitions < src->actual_partitions) {
+            return rv__error_set(err, RV_ERR_STATE,
+                                 "application '%s': store '%s': changelog topic '%s' has %d "
+                                 "partitions but topic '%s' has %d; a store needs one changelog "
+                                 "partition per partition",
+                                 app->group, sd->name, tn, (int)t->actual_partitions, src->name,
+                                 (int)src->actual_partitions);
+        }
+        free(sd->changelog);
+        if (!(sd->changelog = strdup(tn))) {
+            return rv__error_set(err, RV_ERR_NOMEM, "out of memory");
+        }
+    }
+    return RV_OK;
+}
+
 /* ---- the application ------------------------------------------------------------------------ */
 
 rv_df_t *rv_app_dataframe(rv_app_t *app, rv_topic_t *source) {
@@ -227,6 +279,35 @@ rv_df_t *rv_app_dataframe(rv_app_t *app, rv_topic_t *source) {
         return NULL;
     }
     return rv__graph_source(app->graph, source);
+}
+
+/* Appends one rocksdb.* property to the options string. */
+static rv_err_t add_rocksdb_opt(void *opaque, const char *name, const char *value) {
+    rv_strbuf_t *sb = opaque;
+    if (rv_strbuf_append(sb, name, strlen(name)) != RV_OK ||
+        rv_strbuf_append(sb, "=", 1) != RV_OK ||
+        rv_strbuf_append(sb, value, strlen(value)) != RV_OK ||
+        rv_strbuf_append(sb, ";", 1) != RV_OK) {
+        return RV_ERR_NOMEM;
+    }
+    return RV_OK;
+}
+
+/* Collects and checks the rocksdb.* properties, which every state store opens with. */
+static rv_err_t rocksdb_opts_read(rv_app_t *app, rv_error_t **err) {
+    rv_strbuf_t sb = {0};
+    rv_err_t e = rv_conf_foreach_prefixed(app->conf, "rocksdb.", add_rocksdb_opt, &sb);
+    if (e == RV_OK && sb.len) {
+        e = rv__store_check_options(sb.data, err);
+        if (e == RV_OK && !(app->rocksdb_opts = strdup(sb.data))) {
+            e = RV_ERR_NOMEM;
+        }
+    }
+    rv_strbuf_free(&sb);
+    if (e == RV_ERR_NOMEM) {
+        rv__error_set(err, e, "out of memory");
+    }
+    return e == RV_OK ? RV_OK : rv__error_prefix(err, e, "application '%s': ", app->group);
 }
 
 rv_app_t *rv_app_new(const rv_app_opts_t *opts, rv_error_t **err) {
@@ -268,6 +349,8 @@ rv_app_t *rv_app_new(const rv_app_opts_t *opts, rv_error_t **err) {
     app->policy = (rv__policy_t)rv__conf_int(app->conf, RV_CONF_ID_PROCESSING_ERROR_POLICY);
     app->threads = (int)rv__conf_int(app->conf, RV_CONF_ID_APP_THREADS);
     app->json_max_depth = (int)rv__conf_int(app->conf, RV_CONF_ID_JSON_MAX_DEPTH);
+    app->state_lock_timeout_ms = rv__conf_int(app->conf, RV_CONF_ID_STATE_LOCK_TIMEOUT_MS);
+    app->state_buffer_max = rv__conf_int(app->conf, RV_CONF_ID_STATE_BUFFER_MAX_BYTES);
     if (rv__conf_int(app->conf, RV_CONF_ID_PROCESSING_GUARANTEE) != 0) {
         rv__error_set(err, RV_ERR_UNSUPPORTED,
                       "application '%s': processing.guarantee=exactly-once is not available "
@@ -287,6 +370,10 @@ rv_app_t *rv_app_new(const rv_app_opts_t *opts, rv_error_t **err) {
     if (!dl || !*dl) {
         snprintf(dlbuf, sizeof dlbuf, "%s--dead-letter", app->group);
         dl = dlbuf;
+    }
+    if (rocksdb_opts_read(app, err) != RV_OK) {
+        rv_app_destroy(app);
+        return NULL;
     }
     app->state_dir = strdup(sd);
     app->dead_letter_name = strdup(dl);
@@ -326,6 +413,7 @@ void rv_app_destroy(rv_app_t *app) {
     rv_error_destroy(app->run_err);
     free(app->group);
     free(app->state_dir);
+    free(app->rocksdb_opts);
     free(app->dead_letter_name);
     pthread_mutex_destroy(&app->mu);
     free(app);
@@ -356,6 +444,7 @@ static void add_counters(rv_app_metrics_t *m, const rv__counters_t *c) {
     m->skipped += get(&c->skipped);
     m->dead_lettered += get(&c->dead_lettered);
     m->checkpoints += get(&c->checkpoints);
+    m->state_restored += get(&c->state_restored);
 }
 
 void rv_app_metrics(rv_app_t *app, rv_app_metrics_t *out) {
@@ -369,11 +458,17 @@ void rv_app_metrics(rv_app_t *app, rv_app_metrics_t *out) {
     pthread_mutex_lock(&app->mu);
     add_counters(out, &app->totals);
     out->lag = get(&app->totals.lag);
+    out->state_stores = get(&app->totals.state_stores);
+    out->state_bytes = get(&app->totals.state_bytes);
     if (app->workers) {
         out->lag = 0;
+        out->state_stores = 0;
+        out->state_bytes = 0;
         for (int i = 0; i < app->nworkers; i++) {
             add_counters(out, &app->workers[i].counters);
             out->lag += get(&app->workers[i].counters.lag);
+            out->state_stores += get(&app->workers[i].counters.state_stores);
+            out->state_bytes += get(&app->workers[i].counters.state_bytes);
         }
     }
     pthread_mutex_unlock(&app->mu);

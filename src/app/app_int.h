@@ -15,6 +15,7 @@
 #include "codec/serde.h"
 #include "core/config_int.h"
 #include "rivulet/app.h"
+#include "state/state_int.h"
 #include "stream/stream_int.h"
 
 /* The error policies, in the order of processing.error.policy's values. */
@@ -26,7 +27,8 @@ enum {
     RV__TOPIC_OUTPUT = 1 << 1,      /* written by to_topic */
     RV__TOPIC_REPARTITION = 1 << 2, /* an internal topic of a group_by */
     RV__TOPIC_DEAD_LETTER = 1 << 3, /* the dead-letter topic */
-    RV__TOPIC_DYNAMIC = 1 << 4      /* declared at run time by to_topic_fn */
+    RV__TOPIC_DYNAMIC = 1 << 4,     /* declared at run time by to_topic_fn */
+    RV__TOPIC_CHANGELOG = 1 << 5    /* a state store's compacted changelog */
 };
 
 struct rv_topic_s {
@@ -51,9 +53,11 @@ struct rv_topic_s {
 /* One partition a worker reads: where its processing is. */
 typedef struct rv__part_s {
     bool assigned;
-    bool dirty;        /* processed records not committed yet */
-    int64_t next;      /* the offset after the last record processed (or the resume offset) */
-    int64_t committed; /* the last offset committed by this worker */
+    bool dirty;          /* processed records not committed yet */
+    int64_t next;        /* the offset after the last record processed (or the resume offset) */
+    int64_t committed;   /* the last offset committed by this worker */
+    bool restoring;      /* paused until its stores are restored */
+    uint64_t held_batch; /* the batch in which its held-back records were sought back */
 } rv__part_t;
 
 /* A worker: one thread with its consumer, producer, arena and counters. */
@@ -88,6 +92,12 @@ typedef struct rv__worker_s {
     /* A small cache of topics found by name (to_topic_fn). */
     rv_topic_t *recent[8];
     unsigned recent_next;
+    /* State: the stores of the partitions this worker owns (NULL without stateful operators). */
+    rv__stores_t *stores;
+    bool restoring; /* stores are being opened or restored */
+    bool ticks;     /* the graph has operators that want wall-clock ticks */
+    int64_t last_tick_ms;
+    uint64_t batch_no;
     /* until_end: guarded by app->mu. */
     bool idle;
     uint64_t idle_activity;
@@ -110,6 +120,9 @@ struct rv_app_s {
     char *dead_letter_name;
     int threads;
     char *state_dir;
+    int64_t state_lock_timeout_ms;
+    int64_t state_buffer_max;
+    char *rocksdb_opts; /* the rocksdb.* properties as "name=value;...", or NULL */
     int json_max_depth;
     /* Topics, in the order they were declared. */
     rv_topic_t **topics;
@@ -155,6 +168,10 @@ RV__HIDDEN rv_err_t rv__app_topic_at_run(rv_app_t *app, const char *name, size_t
  * partition count. */
 RV__HIDDEN rv_err_t rv__app_topic_ensure(rv_app_t *app, rv_topic_t *t, int32_t partitions,
                                          rv_error_t **err);
+
+/* app.c: names every store's changelog "<group>--changelog--<topic>--<store>" and makes it
+ * exist (compacted, with its topic's partition count). Run after the input topics are ready. */
+RV__HIDDEN rv_err_t rv__app_changelogs(rv_app_t *app, rv_error_t **err);
 
 /* app.c: the graph host's build-time hook: declares the repartition topic
  * "<group>--repartition--<source>--<name>" of a group_by. */

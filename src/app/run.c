@@ -149,6 +149,10 @@ static rv_err_t prepare(rv_app_t *app, rv_error_t **err) {
             return e;
         }
     }
+    rv_err_t ce = rv__app_changelogs(app, err);
+    if (ce != RV_OK) {
+        return ce;
+    }
     app->input_partitions = 0;
     for (size_t i = 0; i < app->ntopics; i++) {
         if (app->topics[i]->input_index >= 0) {
@@ -193,6 +197,7 @@ static void fold(rv__counters_t *to, const rv__counters_t *from) {
     FOLD(skipped);
     FOLD(dead_lettered);
     FOLD(checkpoints);
+    FOLD(state_restored);
 #undef FOLD
 }
 
@@ -277,6 +282,13 @@ rv_err_t rv_app_run(rv_app_t *app, const rv_run_opts_t *opts, rv_error_t **err) 
         lag += atomic_load(&ws[i].counters.lag);
     }
     atomic_store(&app->totals.lag, lag);
+    int64_t stores = 0, bytes = 0;
+    for (int i = 0; i < n; i++) {
+        stores += atomic_load(&ws[i].counters.state_stores);
+        bytes += atomic_load(&ws[i].counters.state_bytes);
+    }
+    atomic_store(&app->totals.state_stores, stores);
+    atomic_store(&app->totals.state_bytes, bytes);
     app->workers = NULL;
     app->nworkers = 0;
     rv_error_t *re = app->run_err;

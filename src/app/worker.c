@@ -10,10 +10,17 @@
  * what THIS worker produced before committing ITS offsets: workers never wait for each other.
  *
  * A checkpoint (every commit.interval.ms, every commit.every records, on revocation and at the
- * end) flushes the producer and waits for every delivery report, flushes the sink objects, and
- * only then commits, per partition, the offset after the last record whose processing finished.
- * A delivery that failed stops the run without committing. This file must never apply the error
- * policy itself (policy.c does) nor commit an offset of a record not yet processed.
+ * end) runs four steps in order: (1) flush the producer, waiting for every delivery report, and
+ * the sink objects; (2) send the changes of the state stores to their changelogs and wait for
+ * them; (3) commit, per partition, the offset after the last record whose processing finished;
+ * (4) commit the stores (their buffers with the processed and changelog offsets). A delivery
+ * that failed stops the run without committing. The steps are separate functions so that a
+ * transaction (exactly-once) can wrap 1 to 4 later.
+ *
+ * Partitions of topics that stateful operators read are paused when assigned, until their
+ * stores are opened and restored from their changelogs (src/state), then resumed.
+ * This file must never apply the error policy itself (policy.c does) nor commit an offset of a
+ * record not yet processed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +33,8 @@
 #define POLL_MS 100       /* the longest a worker waits for records before looking at its clocks */
 #define LAG_EVERY_MS 1000 /* the lag metric is refreshed at checkpoints at most this often */
 #define SEND_WAIT_MS 120000 /* how long a send waits out a full queue */
+#define TICK_MS 100         /* how often custom operators hear that wall-clock time passed */
+#define RESTORE_POLL_MS 10  /* the poll's wait while stores wait for a lock between polls */
 
 /* Fails the run with a formatted message (the first failure wins). */
 static void worker_fail(rv__worker_t *w, rv_err_t code, const char *fmt, ...) RV_PRINTF(3, 4);
@@ -76,7 +85,9 @@ static rv__part_t *part_of(rv__worker_t *w, const rv_topic_t *t, int32_t p) {
 
 static void on_delivery(void *opaque, const rv_record_t *rec, rv_err_t err, void *rec_opaque) {
     rv__worker_t *w = opaque;
-    (void)rec_opaque;
+    if (rec_opaque) {
+        rv__stores_delivered(rec_opaque, rec, err); /* a changelog record: its store */
+    }
     if (err == RV_OK) {
         return;
     }
@@ -211,35 +222,15 @@ enum {
     CK_REVOKE = 1 << 1 /* partitions are being revoked: a failed commit is not retried */
 };
 
-/*
- * Flushes the producer and the sinks, then commits the offsets of the records processed since
- * the last checkpoint. A failed flush or delivery stops the run (nothing is committed); a failed
- * commit is logged and retried at the next checkpoint (or, for partitions being revoked, left to
- * their next owner, who processes their records since the last commit again).
- */
-static rv_err_t checkpoint(rv__worker_t *w, const char *why, int flags) {
+/* The offset after the last record processed in a partition (the stores' processed offset). */
+static int64_t next_of(void *opaque, const rv_topic_t *t, int32_t p) {
+    rv__part_t *pt = part_of(opaque, (rv_topic_t *)t, p);
+    return pt ? pt->next : 0;
+}
+
+/* Checkpoint step 1: flushes the producer (every delivery reported) and the sink objects. */
+static rv_err_t ck_flush(rv__worker_t *w, const char *why) {
     rv_app_t *app = w->app;
-    size_t n = 0;
-    for (size_t i = 0; i < w->nparts_topics; i++) {
-        for (int32_t p = 0; p < w->nparts[i]; p++) {
-            n += w->parts[i][p].assigned && w->parts[i][p].dirty;
-        }
-    }
-    if (n == 0 && !w->produced && w->delivery_failures == 0) {
-        w->since_checkpoint = 0;
-        if (flags & CK_STOP) {
-            rv_error_t *err = NULL;
-            rv_err_t e = rv__graph_flush_sinks(app->graph, &err);
-            if (e != RV_OK) {
-                worker_fail(w, e, "application '%s': checkpoint (%s): %s", app->group, why,
-                            rv_error_message(err));
-                rv_error_destroy(err);
-            }
-            return e;
-        }
-        return RV_OK;
-    }
-    int64_t t0 = rv_clock_mono_ns();
     rv_error_t *err = NULL;
     if (w->produced) {
         rv_err_t e = rv_producer_flush(w->producer, -1, &err);
@@ -267,8 +258,41 @@ static rv_err_t checkpoint(rv__worker_t *w, const char *why, int flags) {
         worker_fail(w, e, "application '%s': checkpoint (%s): %s; offsets were not committed",
                     app->group, why, rv_error_message(err));
         rv_error_destroy(err);
-        return e;
     }
+    return e;
+}
+
+/* Checkpoint step 2: sends the stores' changes to their changelogs and waits for them. */
+static rv_err_t ck_changelogs(rv__worker_t *w, const char *why) {
+    if (!w->stores || !rv__stores_dirty(w->stores)) {
+        return RV_OK;
+    }
+    rv_error_t *err = NULL;
+    bool sent = false;
+    rv_err_t e = rv__stores_send_changelog(w->stores, next_of, w, &sent, &err);
+    if (e == RV_OK && w->delivery_failures) {
+        e = w->delivery_code;
+        rv__error_set(&err, e, "%lld changelog record%s could not be produced (the first: %s)",
+                      (long long)w->delivery_failures, w->delivery_failures == 1 ? "" : "s",
+                      w->delivery_error);
+    }
+    if (e != RV_OK) {
+        worker_fail(w, e,
+                    "application '%s': checkpoint (%s): writing state changelogs: %s; offsets "
+                    "were not committed",
+                    w->app->group, why, rv_error_message(err));
+        rv_error_destroy(err);
+    }
+    return e;
+}
+
+/* Checkpoint step 3: commits the offsets of the `n` partitions with processed records. A failure
+ * is logged and left to the next checkpoint (or to the partitions' next owner). */
+static rv_err_t ck_commit_offsets(rv__worker_t *w, const char *why, int flags, size_t n,
+                                  size_t *committed) {
+    rv_app_t *app = w->app;
+    rv_error_t *err = NULL;
+    *committed = 0;
     if (n > w->commit_cap) {
         rv_topic_partition_t *v = realloc(w->commit_buf, n * sizeof *v);
         if (!v) {
@@ -287,27 +311,104 @@ static rv_err_t checkpoint(rv__worker_t *w, const char *why, int flags) {
             }
         }
     }
-    if (k) {
-        e = rv_consumer_commit(w->consumer, w->commit_buf, k, &err);
-        if (e != RV_OK) {
-            rv__log(&app->log, RV_LOG_WARNING, "app",
-                    "application '%s' worker %d: checkpoint (%s): commit failed: %s; %s",
-                    app->group, w->index, why, rv_error_message(err),
-                    (flags & CK_REVOKE) ? "the next owner of those partitions processes their "
-                                          "records since the last commit again (at-least-once)"
-                                        : "retried at the next checkpoint");
-            rv_error_destroy(err);
-            return e;
-        }
-        for (size_t i = 0; i < w->nparts_topics; i++) {
-            for (int32_t p = 0; p < w->nparts[i]; p++) {
-                rv__part_t *pt = &w->parts[i][p];
-                if (pt->assigned && pt->dirty) {
-                    pt->dirty = false;
-                    pt->committed = pt->next;
-                }
+    if (k == 0) {
+        return RV_OK;
+    }
+    rv_err_t e = rv_consumer_commit(w->consumer, w->commit_buf, k, &err);
+    if (e != RV_OK) {
+        rv__log(&app->log, RV_LOG_WARNING, "app",
+                "application '%s' worker %d: checkpoint (%s): commit failed: %s; %s", app->group,
+                w->index, why, rv_error_message(err),
+                (flags & CK_REVOKE) ? "the next owner of those partitions processes their "
+                                      "records since the last commit again (at-least-once)"
+                                    : "retried at the next checkpoint");
+        rv_error_destroy(err);
+        return e;
+    }
+    for (size_t i = 0; i < w->nparts_topics; i++) {
+        for (int32_t p = 0; p < w->nparts[i]; p++) {
+            rv__part_t *pt = &w->parts[i][p];
+            if (pt->assigned && pt->dirty) {
+                pt->dirty = false;
+                pt->committed = pt->next;
             }
         }
+    }
+    *committed = k;
+    return RV_OK;
+}
+
+/* Checkpoint step 4: commits the stores whose changes reached their changelogs in step 2 (also
+ * when step 3 failed: the changelogs already hold those changes, and the processed offsets
+ * stored with them make the records replayed after a failed commit skip the stores). */
+static rv_err_t ck_commit_state(rv__worker_t *w, const char *why) {
+    if (!w->stores) {
+        return RV_OK;
+    }
+    rv_error_t *err = NULL;
+    rv_err_t e = rv__stores_commit(w->stores, &err);
+    if (e != RV_OK) {
+        worker_fail(w, e, "application '%s': checkpoint (%s): committing state: %s", w->app->group,
+                    why, rv_error_message(err));
+        rv_error_destroy(err);
+        return e;
+    }
+    int64_t stores, bytes;
+    rv__stores_size(w->stores, &stores, &bytes);
+    atomic_store_explicit(&w->counters.state_stores, stores, memory_order_relaxed);
+    atomic_store_explicit(&w->counters.state_bytes, bytes, memory_order_relaxed);
+    return RV_OK;
+}
+
+/*
+ * Runs the checkpoint's steps 1 to 4 (see the top of this file). A failed flush or delivery
+ * stops the run (nothing is committed); a failed commit is logged and retried at the next
+ * checkpoint (or, for partitions being revoked, left to their next owner, who processes their
+ * records since the last commit again).
+ */
+static rv_err_t checkpoint(rv__worker_t *w, const char *why, int flags) {
+    rv_app_t *app = w->app;
+    rv_error_t *ferr = NULL; /* windows write what they cache into their stores */
+    rv_err_t fe = rv__graph_flush_ops(app->graph, w->stores, &ferr);
+    if (fe != RV_OK) {
+        worker_fail(w, fe, "application '%s': checkpoint (%s): %s", app->group, why,
+                    ferr ? rv_error_message(ferr) : rv_err_str(fe));
+        rv_error_destroy(ferr);
+        return fe;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < w->nparts_topics; i++) {
+        for (int32_t p = 0; p < w->nparts[i]; p++) {
+            n += w->parts[i][p].assigned && w->parts[i][p].dirty;
+        }
+    }
+    if (n == 0 && !w->produced && w->delivery_failures == 0) {
+        w->since_checkpoint = 0;
+        if (flags & CK_STOP) {
+            rv_error_t *err = NULL;
+            rv_err_t e = rv__graph_flush_sinks(app->graph, &err);
+            if (e != RV_OK) {
+                worker_fail(w, e, "application '%s': checkpoint (%s): %s", app->group, why,
+                            rv_error_message(err));
+                rv_error_destroy(err);
+            }
+            return e;
+        }
+        return RV_OK;
+    }
+    int64_t t0 = rv_clock_mono_ns();
+    rv_err_t e = ck_flush(w, why);
+    if (e == RV_OK) {
+        e = ck_changelogs(w, why);
+    }
+    if (e != RV_OK) {
+        return e;
+    }
+    size_t k = 0;
+    rv_err_t ce = ck_commit_offsets(w, why, flags, n, &k);
+    e = ck_commit_state(w, why);
+    if (e != RV_OK || ce != RV_OK) {
+        return e != RV_OK ? e : ce;
     }
     int64_t us = (rv_clock_mono_ns() - t0) / 1000;
     rv__count(&w->counters.checkpoints, 1);
@@ -327,8 +428,12 @@ static rv_err_t checkpoint(rv__worker_t *w, const char *why, int flags) {
 static void on_assign(void *opaque, rv_consumer_t *c, const rv_topic_partition_t *tps,
                       size_t count) {
     rv__worker_t *w = opaque;
-    (void)c;
     int32_t added = 0;
+    rv_topic_partition_t *hold = NULL;
+    size_t nhold = 0;
+    if (w->stores && count) {
+        hold = malloc(count * sizeof *hold);
+    }
     for (size_t i = 0; i < count; i++) {
         rv_topic_t *t = input_of(w, tps[i].topic);
         rv__part_t *pt = t ? part_of(w, t, tps[i].partition) : NULL;
@@ -340,9 +445,35 @@ static void on_assign(void *opaque, rv_consumer_t *c, const rv_topic_partition_t
         }
         added += !pt->assigned;
         *pt = (rv__part_t){.assigned = true, .next = tps[i].offset, .committed = tps[i].offset};
+        if (w->stores && rv__stores_follow(w->stores, t)) {
+            rv_error_t *err = NULL;
+            if (!hold || rv__stores_assign(w->stores, t, tps[i].partition, &err) != RV_OK) {
+                worker_fail(w, hold ? rv_error_code(err) : RV_ERR_NOMEM,
+                            "application '%s' worker %d: %s[%d]: %s", w->app->group, w->index,
+                            tps[i].topic, (int)tps[i].partition,
+                            hold ? rv_error_message(err) : "out of memory");
+                rv_error_destroy(err);
+                continue;
+            }
+            pt->restoring = true;
+            w->restoring = true;
+            hold[nhold++] = tps[i];
+        }
         rv__log(&w->app->log, RV_LOG_DEBUG, "app", "worker %d: assigned %s[%d] at offset %lld",
                 w->index, tps[i].topic, (int)tps[i].partition, (long long)tps[i].offset);
     }
+    if (nhold) {
+        /* Held back until their stores are restored (rv__stores_restore(), then resumed). */
+        rv_error_t *err = NULL;
+        if (rv_consumer_pause(c, hold, nhold, &err) != RV_OK) {
+            worker_fail(w, rv_error_code(err),
+                        "application '%s' worker %d: pausing partitions to restore their "
+                        "stores: %s",
+                        w->app->group, w->index, rv_error_message(err));
+            rv_error_destroy(err);
+        }
+    }
+    free(hold);
     atomic_fetch_add(&w->assigned, added);
     pthread_mutex_lock(&w->app->mu);
     w->idle = false;
@@ -362,6 +493,10 @@ static void on_revoke(void *opaque, rv_consumer_t *c, const rv_topic_partition_t
             removed += pt->assigned;
             pt->assigned = false;
             pt->dirty = false;
+            pt->restoring = false;
+        }
+        if (t && w->stores) {
+            rv__stores_revoke(w->stores, t, tps[i].partition);
         }
         rv__log(&w->app->log, RV_LOG_DEBUG, "app", "worker %d: revoked %s[%d]", w->index,
                 tps[i].topic, (int)tps[i].partition);
@@ -370,6 +505,77 @@ static void on_revoke(void *opaque, rv_consumer_t *c, const rv_topic_partition_t
     pthread_mutex_lock(&w->app->mu);
     w->idle = false;
     pthread_mutex_unlock(&w->app->mu);
+}
+
+/* Opens and restores the stores of newly assigned partitions, a bounded step at a time, and
+ * resumes each partition whose stores are all ready. */
+static rv_err_t restore_step(rv__worker_t *w) {
+    rv_app_t *app = w->app;
+    for (;;) {
+        bool busy = false, ready = false;
+        rv_topic_t *t = NULL;
+        int32_t p = -1;
+        rv_error_t *err = NULL;
+        rv_err_t e = rv__stores_restore(w->stores, &busy, &ready, &t, &p, &err);
+        if (e != RV_OK) {
+            worker_fail(w, e, "application '%s' worker %d: restoring state: %s", app->group,
+                        w->index, rv_error_message(err));
+            rv_error_destroy(err);
+            return e;
+        }
+        if (!ready) {
+            w->restoring = busy;
+            return RV_OK;
+        }
+        rv__part_t *pt = part_of(w, t, p);
+        if (pt && pt->assigned && pt->restoring) {
+            pt->restoring = false;
+            rv_topic_partition_t tp = {t->name, p, RV_OFFSET_INVALID};
+            e = rv_consumer_resume(w->consumer, &tp, 1, &err);
+            if (e != RV_OK) {
+                worker_fail(w, e, "application '%s' worker %d: resuming %s[%d]: %s", app->group,
+                            w->index, t->name, (int)p, rv_error_message(err));
+                rv_error_destroy(err);
+                return e;
+            }
+            rv__log(&app->log, RV_LOG_DEBUG, "app", "worker %d: %s[%d] restored and resumed",
+                    w->index, t->name, (int)p);
+        }
+    }
+}
+
+/* Tells custom operators (windows) that wall-clock time passed, per ready partition. */
+static void tick(rv__worker_t *w, int64_t now) {
+    rv_app_t *app = w->app;
+    if (!w->ticks || now - w->last_tick_ms < TICK_MS) {
+        return;
+    }
+    w->last_tick_ms = now;
+    int64_t wall = rv_clock_wall_ms();
+    rv_arena_reset(w->arena);
+    for (size_t i = 0; i < w->nparts_topics && !rv__app_stopping(app); i++) {
+        for (int32_t p = 0; p < w->nparts[i]; p++) {
+            rv__part_t *pt = &w->parts[i][p];
+            if (!pt->assigned || pt->restoring) {
+                continue;
+            }
+            rv_record_t rec = {
+                .topic = w->inputs[i]->name, .partition = p, .offset = -1, .timestamp_ms = wall};
+            rv_ctx_t *ctx = &w->ctx;
+            ctx->rec = &rec;
+            ctx->topic = w->inputs[i];
+            ctx->headers = NULL;
+            ctx->header_count = 0;
+            rv_err_t e = rv__graph_tick(app->graph, ctx, wall);
+            if (e != RV_OK) {
+                char why[768];
+                rv__df_fail_reason(ctx, e, why, sizeof why);
+                worker_fail(w, e, "application '%s': topic '%s' partition %d: %s", app->group,
+                            w->inputs[i]->name, (int)p, why);
+            }
+            ctx->rec = NULL;
+        }
+    }
 }
 
 /* A record the consumer dropped (a split value that never completed) is an error too. */
@@ -453,7 +659,7 @@ static void idle_check(rv__worker_t *w) {
     pthread_mutex_lock(&app->mu);
     uint64_t act = app->activity;
     pthread_mutex_unlock(&app->mu);
-    bool at_end = true;
+    bool at_end = !w->restoring; /* stores still being restored are not at their end */
     for (size_t i = 0; at_end && i < w->nparts_topics; i++) {
         for (int32_t p = 0; at_end && p < w->nparts[i]; p++) {
             if (!w->parts[i][p].assigned) {
@@ -527,6 +733,30 @@ static rv_err_t setup(rv__worker_t *w) {
     }
     rv_producer_opts_t po = {.delivery_cb = on_delivery, .opaque = w};
     w->producer = rv_producer_new(app->broker, &po, &err);
+    rv__graph_t *g = app->graph;
+    if (w->producer && g->nstores) {
+        rv__stores_opts_t so = {.state_dir = app->state_dir,
+                                .group = app->group,
+                                .broker = app->broker,
+                                .producer = w->producer,
+                                .log = &app->log,
+                                .decls = g->stores,
+                                .ndecls = g->nstores,
+                                .lock_timeout_ms = app->state_lock_timeout_ms,
+                                .restore_batch = BATCH_MAX * 8,
+                                .worker = w->index,
+                                .restored = &w->counters.state_restored,
+                                .rocksdb_opts = app->rocksdb_opts};
+        w->stores = rv__stores_new(&so, &err);
+        if (!w->stores) {
+            rv_producer_close(w->producer);
+            w->producer = NULL;
+        }
+        w->ctx.stores = w->stores;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        w->ticks = w->ticks || (g->nodes[i]->op == RV__OP_CUSTOM && g->nodes[i]->ops->tick);
+    }
     rv_consumer_opts_t co = {.group = app->group,
                              .callbacks = {.opaque = w,
                                            .on_assign = on_assign,
@@ -556,13 +786,31 @@ void *rv__worker_main(void *arg) {
     if (setup(w) != RV_OK) {
         rv_consumer_close(w->consumer);
         rv_producer_close(w->producer);
+        rv__stores_destroy(w->stores);
+        w->stores = NULL;
         return NULL;
     }
     while (!rv__app_stopping(app)) {
+        /* While changelog records flow, the poll does not wait; while a lock is awaited, a bit. */
+        int restore_wait = RESTORE_POLL_MS;
+        if (w->restoring) {
+            int64_t applied =
+                atomic_load_explicit(&w->counters.state_restored, memory_order_relaxed);
+            if (restore_step(w) != RV_OK) {
+                break;
+            }
+            if (atomic_load_explicit(&w->counters.state_restored, memory_order_relaxed) > applied) {
+                restore_wait = 0;
+            }
+        }
         const rv_record_t *recs = NULL;
         size_t n = 0;
         rv_error_t *err = NULL;
-        rv_err_t e = rv_consumer_poll(w->consumer, &recs, BATCH_MAX, &n, POLL_MS, &err);
+        rv_err_t e = rv_consumer_poll(w->consumer, &recs, BATCH_MAX, &n,
+                                      w->restoring ? restore_wait
+                                      : w->ticks   ? TICK_MS
+                                                   : POLL_MS,
+                                      &err);
         if (e != RV_OK) {
             worker_fail(w, e, "application '%s' worker %d: %s", app->group, w->index,
                         rv_error_message(err));
@@ -570,6 +818,7 @@ void *rv__worker_main(void *arg) {
             break;
         }
         if (n) {
+            w->batch_no++;
             rv_arena_reset(w->arena);
             if (app->until_end) {
                 pthread_mutex_lock(&app->mu);
@@ -587,6 +836,25 @@ void *rv__worker_main(void *arg) {
                             "does not read",
                             app->group, rec->topic, (int)rec->partition);
                 break;
+            }
+            if (pt->restoring) {
+                /* Fetched before the pause took hold: read again once its stores are ready. */
+                if (pt->held_batch != w->batch_no) {
+                    pt->held_batch = w->batch_no;
+                    rv_error_t *serr = NULL;
+                    rv_err_t se = rv_consumer_seek(w->consumer, rec->topic, rec->partition,
+                                                   rec->offset, &serr);
+                    if (se != RV_OK) {
+                        worker_fail(w, se,
+                                    "application '%s': %s[%d]: cannot hold back offset %lld "
+                                    "until its stores are restored: %s",
+                                    app->group, rec->topic, (int)rec->partition,
+                                    (long long)rec->offset, rv_error_message(serr));
+                        rv_error_destroy(serr);
+                        break;
+                    }
+                }
+                continue;
             }
             bool source = !(t->kind & RV__TOPIC_REPARTITION);
             int64_t claim = 0;
@@ -612,6 +880,8 @@ void *rv__worker_main(void *arg) {
             }
             if (app->commit_every && ++w->since_checkpoint >= app->commit_every) {
                 checkpoint(w, "commit.every", 0);
+            } else if (w->stores && rv__stores_buffered(w->stores) > app->state_buffer_max) {
+                checkpoint(w, "state.buffer.max.bytes", 0);
             }
         }
         if (w->produced) {
@@ -627,6 +897,7 @@ void *rv__worker_main(void *arg) {
             update_lag(w, now);
             w->last_checkpoint_ms = now;
         }
+        tick(w, now);
         if (app->deadline_ms && now >= app->deadline_ms) {
             atomic_store(&app->stop, 1);
         }
@@ -639,7 +910,10 @@ void *rv__worker_main(void *arg) {
     update_lag(w, rv_clock_mono_ms());
     rv_consumer_close(w->consumer); /* revokes: on_revoke checkpoints again (a no-op) */
     w->consumer = NULL;
-    rv_producer_close(w->producer);
+    rv_producer_close(w->producer); /* late delivery reports may still name closed stores */
     w->producer = NULL;
+    rv__stores_destroy(w->stores);
+    w->stores = NULL;
+    w->ctx.stores = NULL;
     return NULL;
 }

@@ -112,7 +112,16 @@
       "Worker threads of an application; each is a member of the consumer group with its "    \
       "own consumer, producer and arena, and processes the partitions assigned to it.")        \
     X(STATE_DIR, "state.dir", RV_CONF_STRING, "./rivulet-state", 0, 0, NULL, "app",             \
-      "The directory of an application's local state stores. Reserved: the runtime checks "    \
-      "it is not empty; stateful operators will keep their files here.")
+      "The directory of an application's local state stores: one RocksDB directory per "      \
+      "store and partition, in the directory state.dir/GROUP/TOPIC/STORE/PARTITION.")         \
+    X(STATE_LOCK_TIMEOUT_MS, "state.lock.timeout.ms", RV_CONF_DURATION, "60000", 0, 86400000,   \
+      NULL, "app",                                                                              \
+      "How long a worker waits for a store's RocksDB directory that another process (or "      \
+      "worker) still holds, after a partition moved to it; past it the run fails with "         \
+      "RV_ERR_BUSY naming the directory.")                                                    \
+    X(STATE_BUFFER_MAX_BYTES, "state.buffer.max.bytes", RV_CONF_BYTES, "67108864", 4096,        \
+      17179869184, NULL, "app",                                                                 \
+      "Memory a worker's state stores may hold in changes not yet checkpointed; past it the "  \
+      "worker checkpoints at once, whatever commit.interval.ms says.")
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "rivulet/json.h"
+#include "state/state_int.h"
 #include "stream/stream_int.h"
 
 /* ---- errors and allocation ------------------------------------------------------------------ */
@@ -168,6 +169,9 @@ void rv__graph_destroy(rv__graph_t *g) {
     }
     for (size_t i = 0; i < g->n; i++) {
         rv_df_t *d = g->nodes[i];
+        if (d->op == RV__OP_CUSTOM && d->ops && d->ops->destroy) {
+            d->ops->destroy(d->op_state);
+        }
         if (d->mu_init) {
             pthread_mutex_destroy(&d->mu);
         }
@@ -176,6 +180,12 @@ void rv__graph_destroy(rv__graph_t *g) {
         free(d);
     }
     free(g->nodes);
+    for (size_t i = 0; i < g->nstores; i++) {
+        free(g->stores[i]->name);
+        free(g->stores[i]->changelog);
+        free(g->stores[i]);
+    }
+    free(g->stores);
     pthread_mutex_destroy(&g->print_mu);
     rv_error_destroy(g->err);
     rv_arena_destroy(g->arena);
@@ -205,10 +215,14 @@ rv_df_t *rv__graph_source(rv__graph_t *g, rv_topic_t *topic) {
 }
 
 /* Whether an operator may change a value it is given in place. */
-static bool op_mutates(rv__op_t op) {
-    switch (op) {
+static bool op_mutates(const rv_df_t *d) {
+    switch (d->op) {
+        case RV__OP_CUSTOM:
+            return d->ops->mutates;
         case RV__OP_APPLY:
         case RV__OP_UPDATE:
+        case RV__OP_APPLY_STATE:
+        case RV__OP_UPDATE_STATE:
         case RV__OP_EXPAND:
         case RV__OP_SET_FIELD:
         case RV__OP_SET_CONST:
@@ -224,7 +238,7 @@ static bool settle(rv_df_t *d) {
     if (d->mutates_known) {
         return d->mutates;
     }
-    bool m = op_mutates(d->op);
+    bool m = op_mutates(d);
     for (size_t i = 0; i < d->nchildren; i++) {
         m = settle(d->children[i]) || m;
     }
@@ -325,6 +339,125 @@ rv_df_t *rv_df_expand(rv_df_t *df, rv_expand_fn fn, void *opaque) {
         d->fn.expand = fn;
         d->opaque = opaque;
     }
+    return d;
+}
+
+/* A stateful operator: a function and the store it names. */
+static rv_df_t *state_op(rv_df_t *df, rv__op_t op, const char *what, const char *store, bool has_fn,
+                         void *opaque) {
+    if (!df) {
+        return NULL;
+    }
+    if (!has_fn) {
+        return bad(df->graph, RV_ERR_INVALID_ARG, what, "the function is NULL");
+    }
+    rv_df_t *d = node_after(df, op, NULL);
+    if (!d || !rv__df_store(d, what, store)) {
+        return NULL;
+    }
+    d->desc = gfmt(df->graph, "%s(store '%s')", what, store);
+    d->opaque = opaque;
+    return d;
+}
+
+rv_df_t *rv_df_apply_state(rv_df_t *df, const char *store, rv_apply_fn fn, void *opaque) {
+    rv_df_t *d = state_op(df, RV__OP_APPLY_STATE, "apply_state", store, fn != NULL, opaque);
+    if (d) {
+        d->fn.apply = fn;
+    }
+    return d;
+}
+
+rv_df_t *rv_df_update_state(rv_df_t *df, const char *store, rv_update_fn fn, void *opaque) {
+    rv_df_t *d = state_op(df, RV__OP_UPDATE_STATE, "update_state", store, fn != NULL, opaque);
+    if (d) {
+        d->fn.update = fn;
+    }
+    return d;
+}
+
+rv_df_t *rv_df_filter_state(rv_df_t *df, const char *store, rv_filter_fn fn, void *opaque) {
+    rv_df_t *d = state_op(df, RV__OP_FILTER_STATE, "filter_state", store, fn != NULL, opaque);
+    if (d) {
+        d->fn.filter = fn;
+    }
+    return d;
+}
+
+/* ---- stores and custom operators ---------------------------------------------------------- */
+
+rv__store_decl_t *rv__df_store(rv_df_t *node, const char *op, const char *name) {
+    if (!node) {
+        return NULL;
+    }
+    rv__graph_t *g = node->graph;
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len > 100) {
+        bad(g, RV_ERR_INVALID_ARG, op, "the store name is %s",
+            !name ? "NULL"
+            : len ? "longer than 100 bytes"
+                  : "empty");
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            bad(g, RV_ERR_INVALID_ARG, op,
+                "store name '%s': only letters, digits, '.', '_' and '-' are allowed", name);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < g->nstores; i++) {
+        rv__store_decl_t *sd = g->stores[i];
+        if (strcmp(sd->name, name) == 0) {
+            if (sd->topic != node->topic) {
+                bad(g, RV_ERR_INVALID_ARG, op,
+                    "store '%s' is already declared on topic '%s'; a store follows the "
+                    "partitions of one topic (this operator reads '%s')",
+                    name, rv_topic_name(sd->topic), rv_topic_name(node->topic));
+                return NULL;
+            }
+            node->store = sd;
+            return sd;
+        }
+    }
+    rv__store_decl_t **v = realloc(g->stores, (g->nstores + 1) * sizeof *v);
+    if (!v) {
+        bad(g, RV_ERR_NOMEM, op, "out of memory");
+        return NULL;
+    }
+    g->stores = v;
+    rv__store_decl_t *sd = calloc(1, sizeof *sd);
+    if (!sd || !(sd->name = strdup(name))) {
+        free(sd);
+        bad(g, RV_ERR_NOMEM, op, "out of memory");
+        return NULL;
+    }
+    sd->topic = node->topic;
+    sd->index = (int)g->nstores;
+    g->stores[g->nstores++] = sd;
+    node->store = sd;
+    return sd;
+}
+
+rv_df_t *rv__df_custom(rv_df_t *parent, const char *desc, const rv__op_ops_t *ops, void *op_state) {
+    rv__graph_t *g = parent ? parent->graph : NULL;
+    rv_df_t *d = NULL;
+    if (!ops || ops->version != RV__OP_OPS_VERSION || !ops->run) {
+        bad(g, RV_ERR_INVALID_ARG, desc ? desc : "custom operator", "bad operator vtable");
+    } else if (parent) {
+        d = node_after(parent, RV__OP_CUSTOM, NULL);
+    }
+    if (!d) {
+        if (ops && ops->destroy) {
+            ops->destroy(op_state);
+        }
+        return NULL;
+    }
+    d->ops = ops;
+    d->op_state = op_state;
+    d->desc = desc ? gfmt(g, "%s", desc) : "custom operator";
     return d;
 }
 

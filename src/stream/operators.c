@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "rivulet/json.h"
+#include "state/state_int.h"
 #include "stream/stream_int.h"
 
 static rv_err_t run_node(rv_ctx_t *ctx, rv_df_t *node, rv_value_t *value);
@@ -292,12 +293,81 @@ static rv_err_t run_children(rv_ctx_t *ctx, rv_df_t *node, rv_value_t *value) {
     return RV_OK;
 }
 
+/* Runs a stateful apply, update or filter with the key's state handle. Sets *stop when the record
+ * goes no further (filtered, or a replay the store already holds). */
+static rv_err_t run_state(rv_ctx_t *ctx, rv_df_t *node, rv_value_t **value, bool *stop) {
+    bool replay = false;
+    rv_state_t *st = NULL;
+    rv_err_t e = rv__state_begin(ctx, node->store, &st, &replay);
+    if (e != RV_OK) {
+        return op_fail(ctx, node, e, NULL);
+    }
+    if (replay) {
+        *stop = true;
+        return RV_OK;
+    }
+    ctx->state = st;
+    switch (node->op) {
+        case RV__OP_APPLY_STATE: {
+            rv_value_t *v = node->fn.apply(ctx, *value, node->opaque);
+            if (!v) {
+                e = op_fail(ctx, node, RV_ERR_USER, NULL);
+            }
+            *value = v;
+            break;
+        }
+        case RV__OP_UPDATE_STATE:
+            e = node->fn.update(ctx, *value, node->opaque);
+            if (e != RV_OK) {
+                e = op_fail(ctx, node, e, NULL);
+            }
+            break;
+        default: {
+            int keep = node->fn.filter(ctx, *value, node->opaque);
+            if (keep < 0) {
+                e = op_fail(ctx, node, RV_ERR_USER, NULL);
+            } else if (keep == 0) {
+                rv__count(&ctx->counters->records_filtered, 1);
+                *stop = true;
+            }
+            break;
+        }
+    }
+    ctx->state = NULL;
+    return e;
+}
+
+rv_err_t rv__df_emit(rv_ctx_t *ctx, rv_df_t *node, rv_value_t *value) {
+    if (node->nchildren == 0) {
+        return RV_OK;
+    }
+    if (node->nchildren == 1) {
+        return run_node(ctx, node->children[0], value);
+    }
+    return run_children(ctx, node, value);
+}
+
 static rv_err_t run_node(rv_ctx_t *ctx, rv_df_t *node, rv_value_t *value) {
     for (;;) {
         switch (node->op) {
             case RV__OP_SOURCE:
             case RV__OP_CONCAT:
                 break;
+            case RV__OP_APPLY_STATE:
+            case RV__OP_UPDATE_STATE:
+            case RV__OP_FILTER_STATE: {
+                bool stop = false;
+                rv_err_t e = run_state(ctx, node, &value, &stop);
+                if (e != RV_OK || stop) {
+                    return e;
+                }
+                break;
+            }
+            case RV__OP_CUSTOM: {
+                /* The operator emits downstream itself (rv__df_emit()). */
+                rv_err_t e = node->ops->run(ctx, node, value);
+                return e == RV_OK ? RV_OK : op_fail(ctx, node, e, NULL);
+            }
             case RV__OP_APPLY:
                 value = node->fn.apply(ctx, value, node->opaque);
                 if (!value) {
@@ -553,6 +623,37 @@ rv_err_t rv__df_run(rv_ctx_t *ctx, rv_df_t *const *roots, size_t n, rv_value_t *
     return RV_OK;
 }
 
+rv_err_t rv__graph_tick(rv__graph_t *g, rv_ctx_t *ctx, int64_t wall_ms) {
+    for (size_t i = 0; g && i < g->n; i++) {
+        rv_df_t *d = g->nodes[i];
+        if (d->op != RV__OP_CUSTOM || !d->ops->tick || d->topic != ctx->topic) {
+            continue;
+        }
+        ctx->key = NULL;
+        ctx->timestamp = wall_ms;
+        ctx->fail_node = NULL;
+        ctx->fail_set = false;
+        rv_err_t e = d->ops->tick(ctx, d, wall_ms);
+        if (e != RV_OK) {
+            return op_fail(ctx, d, e, NULL);
+        }
+    }
+    return RV_OK;
+}
+
+rv_err_t rv__graph_flush_ops(rv__graph_t *g, rv__stores_t *stores, rv_error_t **err) {
+    for (size_t i = 0; g && stores && i < g->n; i++) {
+        rv_df_t *d = g->nodes[i];
+        if (d->op == RV__OP_CUSTOM && d->ops->flush) {
+            rv_err_t e = d->ops->flush(d, stores, err);
+            if (e != RV_OK) {
+                return e;
+            }
+        }
+    }
+    return RV_OK;
+}
+
 void rv__df_fail_reason(const rv_ctx_t *ctx, rv_err_t code, char *out, size_t size) {
     const rv_df_t *node = ctx->fail_node;
     if (!node) {
@@ -566,6 +667,7 @@ void rv__df_fail_reason(const rv_ctx_t *ctx, rv_err_t code, char *out, size_t si
     const char *why;
     switch (node->op) {
         case RV__OP_APPLY:
+        case RV__OP_APPLY_STATE:
         case RV__OP_EXPAND:
         case RV__OP_SET_FIELD:
         case RV__OP_SET_TIMESTAMP:
@@ -575,6 +677,7 @@ void rv__df_fail_reason(const rv_ctx_t *ctx, rv_err_t code, char *out, size_t si
             why = "the function returned NULL without saying why (see rv_ctx_fail())";
             break;
         case RV__OP_FILTER:
+        case RV__OP_FILTER_STATE:
             why = "the function returned a negative value without saying why (see rv_ctx_fail())";
             break;
         default:

@@ -18,6 +18,11 @@
 #include "core/core_int.h"
 #include "rivulet/dataframe.h"
 
+/* A store declared by an operator (defined in state/state_int.h). */
+typedef struct rv__store_decl_s rv__store_decl_t;
+/* A worker's set of open stores (defined in src/state). */
+typedef struct rv__stores_s rv__stores_t;
+
 /* ---- counters ------------------------------------------------------------------------------- */
 
 /*
@@ -36,6 +41,9 @@ typedef struct rv__counters_s {
     _Atomic int64_t checkpoint_last_us;
     _Atomic int64_t checkpoint_max_us;
     _Atomic int64_t lag;
+    _Atomic int64_t state_stores; /* gauges, refreshed at checkpoints */
+    _Atomic int64_t state_bytes;
+    _Atomic int64_t state_restored;
 } rv__counters_t;
 
 /* Adds `n` to a counter that only the calling thread writes. */
@@ -61,6 +69,10 @@ struct rv_ctx_s {
     const rv_df_t *fail_node; /* the operator that failed the record */
     bool fail_set;            /* fail_msg holds the user's reason */
     char fail_msg[512];
+    /* State: the worker's stores, and the store handle of the stateful operator being run. */
+    rv__stores_t *stores;
+    rv_err_t store_err;       /* the code of the last failed rv__ctx_store() */
+    struct rv_state_s *state; /* rv_ctx_state(): set while a stateful operator runs */
 };
 
 /* ---- the host ------------------------------------------------------------------------------- */
@@ -109,8 +121,14 @@ typedef enum rv__op_e {
     RV__OP_CONCAT,
     RV__OP_PRINT,
     RV__OP_SINK,
-    RV__OP_SINK_OBJ
+    RV__OP_SINK_OBJ,
+    RV__OP_APPLY_STATE, /* apply, update, filter with a key-scoped state handle */
+    RV__OP_UPDATE_STATE,
+    RV__OP_FILTER_STATE,
+    RV__OP_CUSTOM /* an operator defined by a vtable (windows, aggregations) */
 } rv__op_t;
+
+typedef struct rv__op_ops_s rv__op_ops_t;
 
 /* A field path split at its dots, in the graph's arena. */
 typedef struct rv__path_s {
@@ -156,6 +174,9 @@ struct rv_df_s {
     void *sink_obj;
     pthread_mutex_t mu; /* sink objects: one call at a time */
     bool mu_init;
+    rv__store_decl_t *store; /* the store of a stateful or custom operator */
+    const rv__op_ops_t *ops; /* custom operators */
+    void *op_state;          /* custom operators: their build-time data (ops->destroy frees) */
 };
 
 struct rv__graph_s {
@@ -167,6 +188,8 @@ struct rv__graph_s {
     void *host_opaque;
     rv_error_t *err; /* the first building error */
     pthread_mutex_t print_mu;
+    rv__store_decl_t **stores; /* stores declared by operators, by index */
+    size_t nstores;
 };
 
 /* A new, empty graph hosted by `host`. NULL on NOMEM. */
@@ -208,6 +231,60 @@ RV__HIDDEN rv_err_t rv__df_run(rv_ctx_t *ctx, rv_df_t *const *roots, size_t n, r
 
 /* Writes why `ctx`'s record failed in operator ctx->fail_node with code `code` into `out`. */
 RV__HIDDEN void rv__df_fail_reason(const rv_ctx_t *ctx, rv_err_t code, char *out, size_t size);
+
+/* ---- custom operators and stores (the contract for windows and aggregations) ------------- */
+
+#define RV__OP_OPS_VERSION 1
+
+/*
+ * An operator defined outside operators.c, as a const vtable. Its node (made with
+ * rv__df_custom()) runs `run` for every record; `run` passes results downstream with
+ * rv__df_emit() (zero, one or many times) and fails a record by returning a code after
+ * rv__ctx_failf() (the runtime adds topic, partition, offset, key and the operator).
+ */
+struct rv__op_ops_s {
+    int version; /* RV__OP_OPS_VERSION */
+    rv_err_t (*run)(rv_ctx_t *ctx, rv_df_t *node, rv_value_t *value);
+    /*
+     * Wall-clock time passed on a partition the worker owns (to close windows of an idle
+     * stream): called about every 100 ms per assigned, restored partition of node->topic, with
+     * ctx->rec a record view holding only topic, partition and offset -1, ctx->key NULL and
+     * ctx->timestamp = wall_ms. Set ctx->key/ctx->timestamp before emitting. May be NULL.
+     */
+    rv_err_t (*tick)(rv_ctx_t *ctx, rv_df_t *node, int64_t wall_ms);
+    /* Frees node->op_state when the graph is destroyed. May be NULL. */
+    void (*destroy)(void *op_state);
+    /* Whether `run` changes the value it is given in place (so branches get copies). */
+    bool mutates;
+    /*
+     * Checkpoint (windows): writes what the operator keeps in memory for the partitions of
+     * worker store set `stores` into their stores, and forgets it; called at the start of each
+     * checkpoint of that worker, before changelogs are sent. May be NULL.
+     */
+    rv_err_t (*flush)(rv_df_t *node, rv__stores_t *stores, rv_error_t **err);
+};
+
+/* Calls every custom operator's flush for worker store set `stores` (the first failure wins). */
+RV__HIDDEN rv_err_t rv__graph_flush_ops(rv__graph_t *g, rv__stores_t *stores, rv_error_t **err);
+
+/*
+ * Adds a custom operator after `parent` with description `desc` (copied, for messages) and
+ * build-time data `op_state` (node->op_state; freed by ops->destroy with the graph, also when
+ * this call fails). NULL, recorded in the graph, on a bad vtable or NOMEM.
+ */
+RV__HIDDEN rv_df_t *rv__df_custom(rv_df_t *parent, const char *desc, const rv__op_ops_t *ops,
+                                  void *op_state);
+
+/* Runs `value` through the children of `node` (a custom operator emitting a result). */
+RV__HIDDEN rv_err_t rv__df_emit(rv_ctx_t *ctx, rv_df_t *node, rv_value_t *value);
+
+/*
+ * Declares store `name` for `node` (sets node->store and returns it): the store follows the
+ * partitions of node->topic. `op` names the operator for messages. Names are 1 to 100 of
+ * [a-zA-Z0-9._-]; declaring a name already declared on the same topic returns that store
+ * (shared), on another topic fails. NULL, recorded in the graph, on failure.
+ */
+RV__HIDDEN rv__store_decl_t *rv__df_store(rv_df_t *node, const char *op, const char *name);
 
 /* Sets ctx->fail_msg from a format (as rv_ctx_fail() does). */
 RV__HIDDEN void rv__ctx_failf(rv_ctx_t *ctx, const char *fmt, ...) RV_PRINTF(2, 3);
