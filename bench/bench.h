@@ -30,7 +30,11 @@
  */
 #define RV_BENCH_SUITES(X)                                                                         \
     X(json, "JSON parse and write throughput: rivulet vs jansson vs json-c")                       \
-    X(log, "embedded log append and read throughput, beside memcpy and dd")
+    X(log, "embedded log append and read throughput, beside memcpy and dd")                        \
+    X(kafka, "kafka:// produce, consume and consume-produce on a mock cluster, beside kcat")       \
+    X(pipeline, "a JSON dataframe pipeline on local: and a Kafka mock, beside kcat's pipe")      \
+    X(window, "1 s tumbling aggregations per key with RocksDB state on local:")               \
+    X(telemetry, "telemetry frames: protobuf encode and decode, beside protobuf-c")             \
 
 #define RV__BENCH_DECLARE(name, description) void rv_bench_suite_##name(void);
 RV_BENCH_SUITES(RV__BENCH_DECLARE)
