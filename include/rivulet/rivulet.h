@@ -18,7 +18,9 @@
 #include "hash.h"
 #include "json.h"
 #include "log.h"
+#include "state.h"
 #include "strbuf.h"
+#include "telemetry.h"
 #include "value.h"
 
 #endif
