@@ -62,10 +62,12 @@ static _Thread_local int served;
 
 /* ---- delivery reports ----------------------------------------------------------------------- */
 
-/* The rivulet code of a failed delivery; a timeout while the cluster was out of reach is a
- * transport failure. */
+/* The rivulet code of a failed delivery. message.timeout.ms is broker.availability.timeout.ms,
+ * so a record that timed out found no broker to take it for that long: a transport failure,
+ * whether or not librdkafka's "all brokers down" event (queued behind the report, at times)
+ * has been served yet. */
 static rv_err_t delivery_err(kprod_t *kp, rd_kafka_resp_err_t re) {
-    if (re == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT && atomic_load(&kp->kc.down_since) != 0) {
+    if (re == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) {
         return RV_ERR_TRANSPORT;
     }
     if (atomic_load(&kp->kc.fatal)) {
