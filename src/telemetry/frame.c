@@ -304,7 +304,9 @@ rv_err_t rv_tframe_builder_finish(rv_tframe_builder_t *b, rv_arena_t *arena, uin
     size_t rows = b->rows;
     rv_tframe_t *f = rv_arena_alloc(arena, sizeof *f);
     rv_tcolumn_t *cols = rv_arena_alloc(arena, b->ncols * sizeof *cols + 1);
-    int64_t *ts = rv_arena_memdup(arena, b->ts, rows * sizeof *ts + (rows == 0));
+    static const int64_t no_rows[1] = {0}; /* a builder that never had a row has no b->ts */
+    int64_t *ts = rv_arena_memdup(arena, b->ts ? (const void *)b->ts : no_rows,
+                                  rows ? rows * sizeof *ts : 1);
     char *pool = rv_arena_memdup(arena, b->pool.data ? b->pool.data : "", b->pool.len + 1);
     if (!f || !cols || !ts || !pool) {
         return RV_ERR_NOMEM;

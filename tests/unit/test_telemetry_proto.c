@@ -63,6 +63,16 @@ static void test_builder(void) {
     CHECK(f->columns[0].present == NULL);
     CHECK_INT(f->columns[0].v.i[2], -2);
     rv_tframe_builder_destroy(b);
+    /* A builder that never had a row finishes as an empty frame (it has no timestamp array to
+     * copy: UBSan caught a memcpy from NULL here). */
+    b = rv_tframe_builder_new();
+    REQUIRE(b != NULL);
+    f = NULL;
+    REQUIRE(rv_tframe_builder_finish(b, A, 3, &f) == RV_OK);
+    CHECK_INT(f->rows, 0);
+    CHECK_INT(f->column_count, 0);
+    CHECK_INT(f->format_id, 3);
+    rv_tframe_builder_destroy(b);
 }
 
 static void test_slice_and_append(void) {
