@@ -35,6 +35,7 @@
     X(pipeline, "a JSON dataframe pipeline on local: and a Kafka mock, beside kcat's pipe")      \
     X(window, "1 s tumbling aggregations per key with RocksDB state on local:")               \
     X(telemetry, "telemetry frames: protobuf encode and decode, beside protobuf-c")             \
+    X(timeseries, "resampling 1 kHz channels to 10 Hz beside a naive loop; the frame buffer")
 
 #define RV__BENCH_DECLARE(name, description) void rv_bench_suite_##name(void);
 RV_BENCH_SUITES(RV__BENCH_DECLARE)
