@@ -21,6 +21,8 @@
 #include "state.h"
 #include "strbuf.h"
 #include "telemetry.h"
+#include "timeseries.h"
+#include "tstream.h"
 #include "value.h"
 
 #endif

@@ -28,6 +28,9 @@ int cmd_demo(int argc, char **argv);
 int cmd_topics(int argc, char **argv);
 int cmd_produce(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
+int cmd_sessions(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_record(int argc, char **argv);
 
 /* Prints "rivulet NAME: message" to stderr and returns `status`. */
 int cli_fail(int status, const char *command, const char *fmt, ...)
@@ -102,5 +105,27 @@ void cli_metrics_stop(cli_metrics_t *mx);
 /* Formats the counters as "in N, out N, sunk N, filtered N, errors N (...), lag N,
  * checkpoints N (last X ms, longest Y ms)". */
 void cli_metrics_format(char *out, size_t size, const rv_app_metrics_t *m);
+
+/* ---- cli_telemetry.c: what the telemetry commands share -------------------------------- */
+
+/* ns since the epoch as "2025-11-23T12:13:20.010Z" (3, 6 or 9 fraction digits, as needed). */
+void cli_time_format(int64_t ns, char *out, size_t size);
+
+/* A data time: an integer is ns since the epoch, a decimal number seconds since the epoch,
+ * else ISO 8601 (YYYY-MM-DDTHH:MM:SS[.f][Z|+HH:MM]). Returns 0 on success. */
+int cli_time_parse(const char *text, int64_t *ns);
+
+/* A frame as a table: a "time" column then one per column, a header row, "-" for absent. */
+void cli_frame_table(rv_strbuf_t *out, const rv_tframe_t *frame);
+
+/* A packet: a frame as "ID frame: N rows" and its table, others as "ID TYPE: JSON"; with
+ * `json`, one JSON line (rivulet's shape). Returns 0, or 1 after printing an error. */
+int cli_packet_format(rv_strbuf_t *out, const rv_tpacket_t *p, int json, const char *command);
+
+/* Decodes a telemetry record (protobuf or legacy Quix JSON) and formats it as above. A record
+ * that does not decode is reported on stderr (naming topic, partition, offset and key) and
+ * skipped: returns 1. */
+int cli_telemetry_format(rv_strbuf_t *out, rv_arena_t *arena, const rv_record_t *r, int json,
+                         const char *command);
 
 #endif

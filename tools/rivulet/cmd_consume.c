@@ -77,6 +77,7 @@ typedef struct consume_s {
     int exit_at_end;       /* -e */
     int64_t count;         /* -c, 0 = no limit */
     int json;              /* -J */
+    int telemetry;         /* --telemetry: decode telemetry packets (tables, or JSON with -J) */
     int quiet;             /* -q */
     const char *null_text; /* how a NULL key or value prints: "" or, with -Z, "NULL" */
 
@@ -121,6 +122,8 @@ static void usage(FILE *out) {
             "  -c COUNT        exit after COUNT records\n"
             "  -f FORMAT       print each record by FORMAT (see below)\n"
             "  -J              print each record as a JSON object\n"
+            "  --telemetry     decode telemetry packets: a table per frame, a line per other\n"
+            "                  packet (with -J: one JSON line per packet)\n"
             "  -K DELIM        print the key and DELIM before the value\n"
             "  -D DELIM        end each record with DELIM instead of a newline\n"
             "  -Z              print NULL keys and values as \"NULL\"\n"
@@ -675,7 +678,9 @@ static void consume_loop(consume_t *c) {
                     p->eof_at = -1; /* records arrived after the end it had reached */
                 }
             }
-            if (c->json) {
+            if (c->telemetry) {
+                cli_telemetry_format(&c->out, c->arena, r, c->json, COMMAND);
+            } else if (c->json) {
                 if (format_json(c, r)) {
                     c->status = CLI_FAILED;
                 }
@@ -749,7 +754,9 @@ static int run(consume_t *c, cli_client_t *cl) {
 }
 
 int cmd_consume(int argc, char **argv) {
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                             {"telemetry", no_argument, NULL, 1000},
+                                             {0, 0, 0, 0}};
     consume_t c = {.partition = -1, .start = START_BEGINNING, .null_text = ""};
     const char *format = NULL, *key_delim = NULL, *delim = NULL;
     int start_given = 0;
@@ -823,6 +830,9 @@ int cmd_consume(int argc, char **argv) {
             case 'q':
                 c.quiet = 1;
                 break;
+            case 1000:
+                c.telemetry = 1;
+                break;
             default:
                 status = cli_bad_option(COMMAND, opt, argv);
                 break;
@@ -844,6 +854,8 @@ int cmd_consume(int argc, char **argv) {
         status = cli_fail(CLI_USAGE, COMMAND, "-o stored needs a group (-g GROUP)");
     } else if (status == CLI_OK && (format || c.json) && key_delim) {
         status = cli_fail(CLI_USAGE, COMMAND, "-K cannot be combined with -f or -J");
+    } else if (status == CLI_OK && c.telemetry && (format || key_delim)) {
+        status = cli_fail(CLI_USAGE, COMMAND, "--telemetry cannot be combined with -f or -K");
     } else if (status == CLI_OK && format && (c.json || delim)) {
         status = cli_fail(CLI_USAGE, COMMAND, "-f cannot be combined with -J or -D");
     }

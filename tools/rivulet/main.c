@@ -12,6 +12,9 @@ static const cli_command_t commands[] = {
     {"topics", cmd_topics, "create, list, describe and delete topics"},
     {"produce", cmd_produce, "write records to a topic from lines or files"},
     {"consume", cmd_consume, "read records from topics (or as a consumer group)"},
+    {"sessions", cmd_sessions, "list the telemetry streams and sessions of a topic"},
+    {"replay", cmd_replay, "replay a recorded telemetry stream at its pace"},
+    {"record", cmd_record, "record a telemetry session from a CSV file"},
     {"config", cmd_config, "list configuration properties and their defaults"},
     {"json", cmd_json, "validate and reformat JSON documents"},
 };
