@@ -48,6 +48,7 @@ typedef struct bc_caps_s {
     const char *no_retention;         /* never deletes old records */
     const char *no_compaction;        /* never compacts */
     const char *no_offsets_for_times; /* cannot look offsets up by timestamp */
+    const char *no_transactions;      /* has no transactions (RV_ERR_UNSUPPORTED) */
 } bc_caps_t;
 
 /* The URL under test, what it cannot do, and a counter that makes names unique. */
@@ -2103,6 +2104,164 @@ static void bc_test_compaction(void) {
     rv_broker_close(b);
 }
 
+
+/* ---- transactions --------------------------------------------------------------------------- */
+
+static rv_producer_t *bc_txn_producer(rv_broker_t *b, const char *id, rv_delivery_cb cb,
+                                      void *opaque) {
+    const char *pairs[] = {NULL, NULL};
+    char pair[128];
+    snprintf(pair, sizeof pair, "transactional.id=%s", id);
+    pairs[0] = pair;
+    rv_conf_t *conf = bc_conf(pairs);
+    rv_producer_opts_t opts = {.conf = conf, .delivery_cb = cb, .opaque = opaque};
+    rv_error_t *err = NULL;
+    rv_producer_t *p = rv_producer_new(b, &opts, &err);
+    CHECK_MSG(p != NULL, "transactional producer: %s", rv_error_message(err));
+    rv_error_destroy(err);
+    rv_conf_destroy(conf);
+    return p;
+}
+
+/* Every record of `topic` (all `partitions`) that a fresh consumer reads within `ms`. */
+static void bc_read_all(rv_broker_t *b, const char *topic, int32_t partitions, bc_recs_t *rs,
+                        int ms) {
+    rv_consumer_t *c = bc_consumer(b, NULL, "earliest", NULL);
+    if (!c) {
+        return;
+    }
+    rv_topic_partition_t *tps = calloc((size_t)partitions, sizeof *tps);
+    for (int32_t p = 0; p < partitions; p++) {
+        tps[p] = (rv_topic_partition_t){topic, p, RV_OFFSET_BEGINNING};
+    }
+    CHECK_INT(rv_consumer_assign(c, tps, (size_t)partitions, NULL), RV_OK);
+    free(tps);
+    bc_drain(c, rs, ms);
+    rv_consumer_close(c);
+}
+
+static int bc_count_value(const bc_recs_t *rs, const char *value) {
+    int n = 0;
+    for (size_t i = 0; i < rs->n; i++) {
+        n += rs->v[i].value && strcmp(rs->v[i].value, value) == 0;
+    }
+    return n;
+}
+
+static void bc_test_transactions(void) {
+    if (bc_skip(bc_caps.no_transactions)) {
+        return;
+    }
+    rv_broker_t *b = bc_open(NULL);
+    REQUIRE(b != NULL);
+    char ta[64], tb[64], tin[64], group[64], id[64];
+    bc_name(ta, sizeof ta, "txn-a");
+    bc_name(tb, sizeof tb, "txn-b");
+    bc_name(tin, sizeof tin, "txn-in");
+    bc_name(group, sizeof group, "txn-g");
+    bc_name(id, sizeof id, "txn-id");
+    REQUIRE(bc_create(b, ta, 2, NULL) && bc_create(b, tb, 1, NULL) && bc_create(b, tin, 1, NULL));
+    bc_reports_t rp;
+    bc_reports_init(&rp, NULL);
+    rv_producer_t *p = bc_txn_producer(b, id, bc_on_delivery, &rp);
+    REQUIRE(p != NULL);
+    rv_consumer_t *in = bc_consumer(b, group, "earliest", NULL);
+    REQUIRE(in != NULL);
+    rv_error_t *err = NULL;
+
+    /* Not in a transaction: commit and abort are refused. */
+    CHECK_INT(rv_producer_commit_transaction(p, -1, &err), RV_ERR_STATE);
+    CHECK_INT(rv_producer_abort_transaction(p, -1, &err), RV_ERR_STATE);
+
+    /* A committed transaction: records on two topics and three partitions, and offsets. */
+    CHECK_INT(rv_producer_begin_transaction(p, &err), RV_OK);
+    CHECK_INT(rv_producer_begin_transaction(p, &err), RV_ERR_STATE);
+    CHECK_INT(bc_send(p, ta, 0, "k", "c-a0", 0), RV_OK);
+    CHECK_INT(bc_send(p, ta, 1, "k", "c-a1", 0), RV_OK);
+    CHECK_INT(bc_send(p, tb, 0, NULL, "c-b0", 0), RV_OK);
+    CHECK_INT(bc_send(p, ta, 0, "k", "c-a0-2", 0), RV_OK);
+    rv_topic_partition_t off = {tin, 0, 3};
+    CHECK_INT(rv_producer_send_offsets_to_transaction(p, in, &off, 1, -1, &err), RV_OK);
+    bc_recs_t before = {0};
+    bc_read_all(b, ta, 2, &before, 200);
+    CHECK_MSG(before.n == 0, "%zu record(s) of an open transaction visible", before.n);
+    bc_recs_free(&before);
+    CHECK_INT(bc_committed(in, tin, 0), RV_OFFSET_INVALID);
+    CHECK_MSG(rv_producer_commit_transaction(p, -1, &err) == RV_OK, "commit: %s",
+              rv_error_message(err));
+    rv_producer_poll(p, 1000);
+    CHECK_INT(bc_committed(in, tin, 0), 3);
+    /* Each record reported once, stored where a consumer finds it. */
+    pthread_mutex_lock(&rp.lock);
+    CHECK_INT(rp.n, 4);
+    for (size_t i = 0; i < rp.n; i++) {
+        const bc_report_t *r = &rp.v[i];
+        CHECK_INT(r->err, RV_OK);
+        int64_t want = strcmp(r->value, "c-a0-2") == 0 ? 1 : 0;
+        CHECK_MSG(r->offset == want, "%s reported at offset %lld", r->value, (long long)r->offset);
+    }
+    pthread_mutex_unlock(&rp.lock);
+    bc_recs_t ra = {0}, rb = {0};
+    bc_read_all(b, ta, 2, &ra, 300);
+    bc_read_all(b, tb, 1, &rb, 300);
+    CHECK_INT(ra.n, 3);
+    CHECK_INT(rb.n, 1);
+    CHECK_INT(bc_count_value(&ra, "c-a0"), 1);
+    CHECK_INT(bc_count_value(&ra, "c-a1"), 1);
+    CHECK_INT(bc_count_value(&ra, "c-a0-2"), 1);
+    CHECK_INT(bc_count_value(&rb, "c-b0"), 1);
+    for (size_t i = 0; i < ra.n; i++) { /* order within a partition is kept */
+        if (ra.v[i].value && strcmp(ra.v[i].value, "c-a0-2") == 0) {
+            CHECK_INT(ra.v[i].partition, 0);
+            CHECK_INT(ra.v[i].offset, 1);
+        }
+    }
+    bc_recs_free(&ra);
+    bc_recs_free(&rb);
+
+    /* An aborted transaction leaves no record and no offset. */
+    CHECK_INT(rv_producer_begin_transaction(p, &err), RV_OK);
+    CHECK_INT(bc_send(p, ta, 0, NULL, "x-a0", 0), RV_OK);
+    CHECK_INT(bc_send(p, tb, 0, NULL, "x-b0", 0), RV_OK);
+    off.offset = 9;
+    CHECK_INT(rv_producer_send_offsets_to_transaction(p, in, &off, 1, -1, &err), RV_OK);
+    CHECK_INT(rv_producer_abort_transaction(p, -1, &err), RV_OK);
+    rv_producer_poll(p, 100);
+    pthread_mutex_lock(&rp.lock);
+    for (size_t i = 4; i < rp.n; i++) { /* an aborted record is never reported stored */
+        CHECK(rp.v[i].err != RV_OK);
+    }
+    pthread_mutex_unlock(&rp.lock);
+    CHECK_INT(bc_committed(in, tin, 0), 3);
+    bc_read_all(b, ta, 2, &ra, 300);
+    bc_read_all(b, tb, 1, &rb, 300);
+    CHECK_INT(ra.n, 3);
+    CHECK_INT(rb.n, 1);
+    CHECK_INT(bc_count_value(&ra, "x-a0") + bc_count_value(&rb, "x-b0"), 0);
+    bc_recs_free(&ra);
+    bc_recs_free(&rb);
+
+    /* A newer producer with the same transactional.id fences this one. */
+    rv_producer_t *p2 = bc_txn_producer(b, id, NULL, NULL);
+    REQUIRE(p2 != NULL);
+    CHECK_MSG(rv_producer_begin_transaction(p2, &err) == RV_OK, "begin: %s",
+              rv_error_message(err));
+    CHECK_INT(rv_producer_begin_transaction(p, &err), RV_ERR_FATAL);
+    CHECK(err && strstr(rv_error_message(err), id) != NULL);
+    CHECK_INT(bc_send(p2, ta, 1, NULL, "n-a1", 0), RV_OK);
+    CHECK_INT(rv_producer_commit_transaction(p2, -1, &err), RV_OK);
+    bc_read_all(b, ta, 2, &ra, 300);
+    CHECK_INT(ra.n, 4);
+    CHECK_INT(bc_count_value(&ra, "n-a1"), 1);
+    bc_recs_free(&ra);
+    rv_error_destroy(err);
+    rv_producer_close(p2);
+    rv_producer_close(p);
+    rv_consumer_close(in);
+    bc_reports_free(&rp);
+    rv_broker_close(b);
+}
+
 /* ---- the suite ------------------------------------------------------------------------------ */
 
 /* Runs every contract test against `url`; `caps` (may be NULL) says what it cannot do. */
@@ -2133,6 +2292,7 @@ static void bc_run_suite(const char *url, const bc_caps_t *caps) {
     RV_RUN(bc_test_retention_bytes);
     RV_RUN(bc_test_retention_ms);
     RV_RUN(bc_test_compaction);
+    RV_RUN(bc_test_transactions);
 }
 
 #endif

@@ -314,8 +314,11 @@ RV_API void rv_consumer_close(rv_consumer_t *consumer);
  * become visible to read_committed consumers all at once when the commit succeeds, and never
  * when the transaction is aborted. Consumed offsets sent with
  * rv_producer_send_offsets_to_transaction() are committed for the consumer's group in the same
- * transaction, which makes consume-transform-produce exactly-once. Only `kafka://` brokers
- * have transactions today: `memory:` and `local:` answer RV_ERR_UNSUPPORTED.
+ * transaction, which makes consume-transform-produce exactly-once. `kafka://` and `local:`
+ * brokers have transactions; `memory:` answers RV_ERR_UNSUPPORTED. On `local:` the records wait
+ * in the producer until the commit (at most transaction.max.bytes: RV_ERR_LIMIT past it), and
+ * their delivery reports are served from inside rv_producer_commit_transaction() (an abort
+ * reports them with RV_ERR_STATE); see docs/brokers.md, "local: ... Transactions".
  *
  * Errors of every transaction call: RV_ERR_UNSUPPORTED (the broker has no transactions),
  * RV_ERR_STATE (the producer has no transactional.id, the call does not fit the transaction's

@@ -520,6 +520,108 @@ static rv_local_writer_t *writer_find_or_add(rv_local_t *lb, rv_local_topic_t *t
     return w;
 }
 
+/* Opens w's log (taking the partition's writer lock). With w->mu held and w->log NULL. */
+static rv_err_t writer_open_locked(rv_local_t *lb, rv_local_topic_t *t, int32_t partition,
+                                   rv_local_writer_t *w, rv_error_t **err) {
+    rv_err_t rc = RV_OK;
+    char *conf = rv__local_strf("%s/%s/%s", lb->topics_dir, t->name, TOPIC_CONF);
+    char *pdir = rv__local_strf("%s/%s/%" PRId32, lb->topics_dir, t->name, partition);
+    struct stat st;
+    if (!conf || !pdir) {
+        rc = rv__error_set(err, RV_ERR_NOMEM, "out of memory opening partition %s", w->name);
+    } else if (stat(conf, &st) != 0) {
+        rc = rv__error_set(err, RV_ERR_NOT_FOUND, "topic '%s' does not exist in '%s'", t->name,
+                           lb->root);
+    } else {
+        rv_plog_opts_t o = plog_opts(lb, t, w->name, true);
+        rc = rv__plog_open(pdir, &o, &w->log, err);
+        if (rc == RV_OK && stat(pdir, &st) == 0) {
+            w->dir_dev = st.st_dev;
+            w->dir_ino = st.st_ino;
+        }
+        if (rc == RV_ERR_BUSY) {
+            rc = rv__error_set(err, RV_ERR_BUSY,
+                               "topic '%s' partition %" PRId32 " is being "
+                               "written by another process (its writer lock in '%s' is "
+                               "held)",
+                               t->name, partition, pdir);
+        }
+    }
+    free(conf);
+    free(pdir);
+    return rc;
+}
+
+/* What writer_ensure_open() does about transactions left half applied (local_txn.c). */
+enum { TXN_IGNORE, TXN_RECOVER, TXN_BUSY };
+
+/*
+ * Makes sure w's log is open, with w->mu held (it may be released and taken again meanwhile).
+ * Unless `txn` is TXN_IGNORE (recovery itself), a log it opens is first checked for
+ * transactions a crashed process left half applied: while one nobody holds exists it is
+ * completed first (TXN_RECOVER: the caller holds no other writer) or RV_ERR_BUSY is answered
+ * (TXN_BUSY: the caller may hold other writers, and recovers after releasing them); one another
+ * process is completing that names this partition answers RV_ERR_BUSY. So no append ever
+ * slips between a transaction's records.
+ */
+static rv_err_t writer_ensure_open(rv_local_t *lb, rv_local_topic_t *t, int32_t partition,
+                                   rv_local_writer_t *w, int txn, rv_error_t **err) {
+    for (int attempt = 0; !w->log; attempt++) {
+        if (w->retired || atomic_load(&t->deleted)) {
+            return rv__error_set(err, RV_ERR_NOT_FOUND, "topic '%s' was deleted", t->name);
+        }
+        rv_err_t rc = writer_open_locked(lb, t, partition, w, err);
+        if (rc != RV_OK || txn == TXN_IGNORE) {
+            return rc;
+        }
+        int pending = rv__local_txn_pending(lb, t->name, partition);
+        if (pending == 0) {
+            return RV_OK;
+        }
+        rv__plog_close(w->log);
+        w->log = NULL;
+        if (pending == 2 || attempt == 2 || txn == TXN_BUSY) {
+            return rv__error_set(err, RV_ERR_BUSY,
+                                 "topic '%s' partition %" PRId32 ": a transaction left half "
+                                 "applied by a dead process is being completed",
+                                 t->name, partition);
+        }
+        pthread_mutex_unlock(&w->mu);
+        rv__local_txn_recover(lb, NULL);
+        pthread_mutex_lock(&w->mu);
+    }
+    return RV_OK;
+}
+
+rv_err_t rv__local_writer_acquire(rv_local_t *lb, rv_local_topic_t *t, int32_t partition,
+                                  bool check_txn, rv_local_writer_t **out, rv_error_t **err) {
+    rv_local_writer_t *w = writer_find_or_add(lb, t, partition);
+    if (!w) {
+        return rv__error_set(err, RV_ERR_NOMEM,
+                             "out of memory writing topic '%s' partition %" PRId32, t->name,
+                             partition);
+    }
+    pthread_mutex_lock(&w->mu);
+    while (w->syncing) {
+        pthread_cond_wait(&w->idle, &w->mu);
+    }
+    rv_err_t rc = writer_ensure_open(lb, t, partition, w, check_txn ? TXN_BUSY : TXN_IGNORE, err);
+    if (rc != RV_OK) {
+        pthread_mutex_unlock(&w->mu);
+        return rv__error_prefix(err, rc, "topic '%s' partition %" PRId32 ": ", t->name, partition);
+    }
+    *out = w;
+    return RV_OK;
+}
+
+void rv__local_writer_release(rv_local_writer_t *w, bool appended) {
+    if (appended) {
+        w->append_seq++;
+        w->last_used_ms = rv_clock_mono_ms();
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
 rv_err_t rv__local_append(rv_local_t *lb, rv_local_topic_t *t, int32_t partition,
                           const rv_record_t *recs, size_t n, int64_t *base_offset, size_t *stored,
                           rv_local_writer_t **writer, uint64_t *seq, rv_error_t **err) {
@@ -543,31 +645,7 @@ rv_err_t rv__local_append(rv_local_t *lb, rv_local_topic_t *t, int32_t partition
         goto out;
     }
     if (!w->log) {
-        char *conf = rv__local_strf("%s/%s/%s", lb->topics_dir, t->name, TOPIC_CONF);
-        char *pdir = rv__local_strf("%s/%s/%" PRId32, lb->topics_dir, t->name, partition);
-        struct stat st;
-        if (!conf || !pdir) {
-            rc = rv__error_set(err, RV_ERR_NOMEM, "out of memory opening partition %s", w->name);
-        } else if (stat(conf, &st) != 0) {
-            rc = rv__error_set(err, RV_ERR_NOT_FOUND, "topic '%s' does not exist in '%s'", t->name,
-                               lb->root);
-        } else {
-            rv_plog_opts_t o = plog_opts(lb, t, w->name, true);
-            rc = rv__plog_open(pdir, &o, &w->log, err);
-            if (rc == RV_OK && stat(pdir, &st) == 0) {
-                w->dir_dev = st.st_dev;
-                w->dir_ino = st.st_ino;
-            }
-            if (rc == RV_ERR_BUSY) {
-                rc = rv__error_set(err, RV_ERR_BUSY,
-                                   "topic '%s' partition %" PRId32 " is being "
-                                   "written by another process (its writer lock in '%s' is "
-                                   "held)",
-                                   t->name, partition, pdir);
-            }
-        }
-        free(conf);
-        free(pdir);
+        rc = writer_ensure_open(lb, t, partition, w, TXN_RECOVER, err);
         if (rc != RV_OK) {
             goto out;
         }
@@ -1143,6 +1221,7 @@ static void local_free(rv_local_t *lb) {
     free(lb->topics_dir);
     free(lb->groups_dir);
     free(lb->staging_dir);
+    free(lb->txn_dir);
     pthread_cond_destroy(&lb->cond);
     pthread_mutex_destroy(&lb->mu);
     free(lb);
@@ -1169,11 +1248,12 @@ static rv_err_t local_open(rv_broker_t *b, const char *location, rv_error_t **er
     lb->topics_dir = rv__local_strf("%.*s/topics", (int)len, location);
     lb->groups_dir = rv__local_strf("%.*s/groups", (int)len, location);
     lb->staging_dir = rv__local_strf("%.*s/staging", (int)len, location);
+    lb->txn_dir = rv__local_strf("%.*s/txn", (int)len, location);
     lb->fsync = (rv_fsync_t)rv__conf_int(b->conf, RV_CONF_ID_LOCAL_FSYNC_POLICY);
     lb->fsync_interval_ms = rv__conf_int(b->conf, RV_CONF_ID_LOCAL_FSYNC_INTERVAL_MS);
     lb->maint_interval_ms = rv__conf_int(b->conf, RV_CONF_ID_MAINTENANCE_MS);
     rv_err_t rc = RV_OK;
-    if (!lb->root || !lb->topics_dir || !lb->groups_dir || !lb->staging_dir) {
+    if (!lb->root || !lb->topics_dir || !lb->groups_dir || !lb->staging_dir || !lb->txn_dir) {
         rc = rv__error_set(err, RV_ERR_NOMEM, "out of memory opening 'local:%s'", location);
     }
     if (rc == RV_OK) {
@@ -1185,10 +1265,29 @@ static rv_err_t local_open(rv_broker_t *b, const char *location, rv_error_t **er
     if (rc == RV_OK) {
         rc = rv__local_mkdirs(lb->staging_dir, err);
     }
+    if (rc == RV_OK) {
+        rc = rv__local_txn_init(lb, err);
+    }
     b->impl = lb;
     if (rc == RV_OK) {
         clean_staging(lb);
         rc = recover_all(lb, err);
+    }
+    if (rc == RV_OK) {
+        /* Transactions a crashed process committed but did not finish applying. One whose
+         * partitions another process is writing is left to that process (it completes it
+         * before appending there). */
+        rv_error_t *e = NULL;
+        rc = rv__local_txn_recover(lb, &e);
+        if (rc == RV_ERR_BUSY) {
+            rv__log(&b->log, RV_LOG_WARNING, "local", "%s", rv_error_message(e));
+            rc = RV_OK;
+        } else if (rc != RV_OK && err) {
+            rv_error_destroy(*err);
+            *err = e;
+            e = NULL;
+        }
+        rv_error_destroy(e);
     }
     if (rc == RV_OK) {
         int e = pthread_create(&lb->thread, NULL, background_main, lb);
@@ -1520,4 +1619,8 @@ const rv_broker_ops_t rv__local_broker_ops = {
     .seek = rv__local_seek,
     .offsets_for_times = rv__local_offsets_for_times,
     .pause = rv__local_pause,
+    .begin_transaction = rv__local_begin_transaction,
+    .send_offsets_to_transaction = rv__local_send_offsets_to_transaction,
+    .commit_transaction = rv__local_commit_transaction,
+    .abort_transaction = rv__local_abort_transaction,
 };

@@ -153,9 +153,9 @@ static rv_err_t table_set(offset_table_t *t, const char *topic, int32_t partitio
     return RV_OK;
 }
 
-/* Loads the group's offsets file (a missing file is an empty table). */
-static rv_err_t table_load(rv_local_consumer_t *lc, offset_table_t *t, rv_error_t **err) {
-    char *path = rv__local_strf("%s/%s", lc->group_dir, OFFSETS_FILE);
+/* Loads the offsets file of the group in `group_dir` (a missing file is an empty table). */
+static rv_err_t table_load(const char *group_dir, offset_table_t *t, rv_error_t **err) {
+    char *path = rv__local_strf("%s/%s", group_dir, OFFSETS_FILE);
     if (!path) {
         return rv__error_set(err, RV_ERR_NOMEM, "out of memory reading committed offsets");
     }
@@ -210,7 +210,7 @@ static rv_err_t table_load(rv_local_consumer_t *lc, offset_table_t *t, rv_error_
 rv_err_t rv__local_offsets_read(rv_local_consumer_t *lc, rv_topic_partition_t *tps, size_t count,
                                 rv_error_t **err) {
     offset_table_t t = {0};
-    rv_err_t rc = table_load(lc, &t, err);
+    rv_err_t rc = table_load(lc->group_dir, &t, err);
     if (rc != RV_OK) {
         return rc;
     }
@@ -233,11 +233,11 @@ rv_err_t rv__local_committed(rv_consumer_t *c, rv_topic_partition_t *tps, size_t
     return rv__local_offsets_read(lc, tps, count, err);
 }
 
-/* Merges `tps` into the offsets file under its lock; durable on return. */
-static rv_err_t offsets_write(rv_local_consumer_t *lc, const rv_topic_partition_t *tps,
-                              size_t count, rv_error_t **err) {
-    const char *group = lc->consumer->group;
-    char *lock_path = rv__local_strf("%s/offsets.lock", lc->group_dir);
+/* Merges `tps` into the offsets file of `group` (in `group_dir`) under its lock; durable on
+ * return. */
+static rv_err_t offsets_merge(rv_local_t *lb, const char *group, const char *group_dir,
+                              const rv_topic_partition_t *tps, size_t count, rv_error_t **err) {
+    char *lock_path = rv__local_strf("%s/offsets.lock", group_dir);
     if (!lock_path) {
         return rv__error_set(err, RV_ERR_NOMEM, "out of memory committing to group '%s'", group);
     }
@@ -252,7 +252,7 @@ static rv_err_t offsets_write(rv_local_consumer_t *lc, const rv_topic_partition_
     }
     offset_table_t t = {0};
     rv_strbuf_t text = RV_STRBUF_INIT;
-    rv_err_t rc = table_load(lc, &t, err);
+    rv_err_t rc = table_load(group_dir, &t, err);
     for (size_t i = 0; rc == RV_OK && i < count; i++) {
         if (table_set(&t, tps[i].topic, tps[i].partition, tps[i].offset) != RV_OK) {
             rc = rv__error_set(err, RV_ERR_NOMEM, "out of memory committing to group '%s'", group);
@@ -269,7 +269,7 @@ static rv_err_t offsets_write(rv_local_consumer_t *lc, const rv_topic_partition_
         }
     }
     if (rc == RV_OK) {
-        rc = rv__local_write_atomic(lc->lb, lc->group_dir, OFFSETS_FILE, text.data, text.len, err);
+        rc = rv__local_write_atomic(lb, group_dir, OFFSETS_FILE, text.data, text.len, err);
         if (rc != RV_OK) {
             rv__error_prefix(err, rc, "committing offsets of group '%s': ", group);
         }
@@ -279,6 +279,27 @@ static rv_err_t offsets_write(rv_local_consumer_t *lc, const rv_topic_partition_
     free(lock_path);
     rv_strbuf_free(&text);
     table_free(&t);
+    return rc;
+}
+
+static rv_err_t offsets_write(rv_local_consumer_t *lc, const rv_topic_partition_t *tps,
+                              size_t count, rv_error_t **err) {
+    return offsets_merge(lc->lb, lc->consumer->group, lc->group_dir, tps, count, err);
+}
+
+rv_err_t rv__local_group_offsets_merge(rv_local_t *lb, const char *group,
+                                       const rv_topic_partition_t *tps, size_t count,
+                                       rv_error_t **err) {
+    char *enc = encode_group(group);
+    char *dir = enc ? rv__local_strf("%s/%s", lb->groups_dir, enc) : NULL;
+    free(enc);
+    rv_err_t rc = dir ? rv__local_mkdirs(dir, err)
+                      : rv__error_set(err, RV_ERR_NOMEM, "out of memory committing to group '%s'",
+                                      group);
+    if (rc == RV_OK) {
+        rc = offsets_merge(lb, group, dir, tps, count, err);
+    }
+    free(dir);
     return rc;
 }
 

@@ -120,6 +120,7 @@ struct rv_local_s {
     char *topics_dir;
     char *groups_dir;
     char *staging_dir;
+    char *txn_dir; /* <root>/txn: transaction intents and producer epochs (local_txn.c) */
     rv_fsync_t fsync;
     int64_t fsync_interval_ms;
     int64_t maint_interval_ms;
@@ -194,6 +195,19 @@ RV__HIDDEN rv_err_t rv__local_append(rv_local_t *lb, rv_local_topic_t *topic, in
                                      size_t *stored, rv_local_writer_t **writer, uint64_t *seq,
                                      rv_error_t **err);
 
+/*
+ * Takes `topic`/`partition`'s writer for a transaction (local_txn.c): returns with (*out)->mu
+ * held and (*out)->log open, after any sync in progress. With `check_txn`, a log it opens is
+ * first checked for transactions left half applied (see rv__local_txn_pending()), answering
+ * RV_ERR_BUSY while one is: release every writer held, rv__local_txn_recover(), retry;
+ * recovery itself passes false. RV_ERR_BUSY also when another process holds the writer lock.
+ * Release with rv__local_writer_release() (`appended`: records were appended meanwhile).
+ */
+RV__HIDDEN rv_err_t rv__local_writer_acquire(rv_local_t *lb, rv_local_topic_t *topic,
+                                             int32_t partition, bool check_txn,
+                                             rv_local_writer_t **out, rv_error_t **err);
+RV__HIDDEN void rv__local_writer_release(rv_local_writer_t *w, bool appended);
+
 /* Whether an append (writer, seq) from rv__local_append() is covered by a sync; *err is
  * RV_ERR_IO when the sync that covered it failed. */
 RV__HIDDEN bool rv__local_synced(rv_local_writer_t *w, uint64_t seq, rv_err_t *err);
@@ -237,6 +251,42 @@ RV__HIDDEN int rv__local_producer_poll(rv_producer_t *p, int timeout_ms);
 RV__HIDDEN rv_err_t rv__local_flush(rv_producer_t *p, int timeout_ms, rv_error_t **err);
 /* Wakes threads waiting for delivery reports (called after a sync pass). */
 RV__HIDDEN void rv__local_producer_wake(rv_local_producer_t *lp);
+
+/* ---- local_txn.c ------------------------------------------------------------------------- */
+
+/* The transaction state of a producer with a transactional.id (NULL without one). */
+typedef struct rv_local_txn_s rv_local_txn_t;
+
+/* Creates <root>/txn and its subdirectories. */
+RV__HIDDEN rv_err_t rv__local_txn_init(rv_local_t *lb, rv_error_t **err);
+/* Creates the transaction state of producer `p` when its conf sets transactional.id
+ * (*out NULL otherwise). */
+RV__HIDDEN rv_err_t rv__local_txn_new(rv_producer_t *p, rv_local_txn_t **out, rv_error_t **err);
+/* Frees it; an open transaction is dropped without reports. Accepts NULL. */
+RV__HIDDEN void rv__local_txn_free(rv_local_txn_t *txn);
+/* rv_producer_send() of a transactional producer: buffers the record in the transaction. */
+RV__HIDDEN rv_err_t rv__local_txn_send(rv_local_txn_t *txn, const rv_record_t *rec,
+                                       void *rec_opaque);
+/*
+ * Whether an intent names `topic`/`partition` and must be finished before anything else is
+ * appended there: 0 no, 1 an intent nobody holds exists (a crashed process's: recover it),
+ * 2 another process is completing one that names this partition.
+ */
+RV__HIDDEN int rv__local_txn_pending(rv_local_t *lb, const char *topic, int32_t partition);
+/* Completes every intent a dead process left (idempotently), skipping those held by a live
+ * one. */
+RV__HIDDEN rv_err_t rv__local_txn_recover(rv_local_t *lb, rv_error_t **err);
+RV__HIDDEN rv_err_t rv__local_begin_transaction(rv_producer_t *p, rv_error_t **err);
+RV__HIDDEN rv_err_t rv__local_send_offsets_to_transaction(rv_producer_t *p, rv_consumer_t *c,
+                                                          const rv_topic_partition_t *tps,
+                                                          size_t count, int timeout_ms,
+                                                          rv_error_t **err);
+RV__HIDDEN rv_err_t rv__local_commit_transaction(rv_producer_t *p, int timeout_ms,
+                                                 rv_error_t **err);
+RV__HIDDEN rv_err_t rv__local_abort_transaction(rv_producer_t *p, int timeout_ms,
+                                                rv_error_t **err);
+/* The transaction state of a local producer (NULL when it is not transactional). */
+RV__HIDDEN rv_local_txn_t *rv__local_producer_txn(rv_producer_t *p);
 
 /* ---- local_consumer.c -------------------------------------------------------------------- */
 
@@ -342,6 +392,11 @@ RV__HIDDEN rv_err_t rv__local_commit(rv_consumer_t *c, const rv_topic_partition_
                                      size_t count, rv_error_t **err);
 RV__HIDDEN rv_err_t rv__local_committed(rv_consumer_t *c, rv_topic_partition_t *tps, size_t count,
                                         rv_error_t **err);
+/* Merges `tps` into the committed offsets of `group` (created when missing); durable on
+ * return. Used by transactions, which have no consumer at hand when they are recovered. */
+RV__HIDDEN rv_err_t rv__local_group_offsets_merge(rv_local_t *lb, const char *group,
+                                                  const rv_topic_partition_t *tps, size_t count,
+                                                  rv_error_t **err);
 /* Fills each tps[i].offset with the committed offset or RV_OFFSET_INVALID. */
 RV__HIDDEN rv_err_t rv__local_offsets_read(rv_local_consumer_t *lc, rv_topic_partition_t *tps,
                                            size_t count, rv_error_t **err);

@@ -132,6 +132,7 @@ struct rv_local_producer_s {
     size_t scratch_cap;
     rv_header_t *hscratch;
     size_t hscratch_cap;
+    rv_local_txn_t *txn; /* with a transactional.id (local_txn.c); set once, at creation */
 };
 
 /* ---- batches ------------------------------------------------------------------------------- */
@@ -788,6 +789,11 @@ rv_err_t rv__local_producer_new(rv_producer_t *p, rv_error_t **err) {
     }
     lp->producer = p;
     lp->lb = lb;
+    rv_err_t txn_rc = rv__local_txn_new(p, &lp->txn, err);
+    if (txn_rc != RV_OK) {
+        free(lp);
+        return txn_rc;
+    }
     lp->linger_ms = rv__conf_int(p->conf, RV_CONF_ID_LINGER_MS);
     lp->batch_size = (size_t)rv__conf_int(p->conf, RV_CONF_ID_BATCH_SIZE);
     lp->max_bytes = (size_t)rv__conf_int(p->conf, RV_CONF_ID_QUEUE_MAX_BYTES);
@@ -803,6 +809,7 @@ rv_err_t rv__local_producer_new(rv_producer_t *p, rv_error_t **err) {
         pthread_cond_destroy(&lp->reports);
         pthread_cond_destroy(&lp->wake);
         pthread_mutex_destroy(&lp->mu);
+        rv__local_txn_free(lp->txn);
         free(lp);
         return rv__error_set(err, RV_ERR_NOMEM, "out of memory creating a producer on '%s'",
                              lb->root);
@@ -813,6 +820,7 @@ rv_err_t rv__local_producer_new(rv_producer_t *p, rv_error_t **err) {
         pthread_cond_destroy(&lp->reports);
         pthread_cond_destroy(&lp->wake);
         pthread_mutex_destroy(&lp->mu);
+        rv__local_txn_free(lp->txn);
         free(lp);
         return rv__error_set(err, RV_ERR_NOMEM, "cannot start a producer thread on '%s': %s",
                              lb->root, strerror(e));
@@ -849,6 +857,7 @@ void rv__local_producer_destroy(rv_producer_t *p) {
     }
     free(lp->scratch);
     free(lp->hscratch);
+    rv__local_txn_free(lp->txn);
     pthread_cond_destroy(&lp->reports);
     pthread_cond_destroy(&lp->wake);
     pthread_mutex_destroy(&lp->mu);
@@ -856,8 +865,15 @@ void rv__local_producer_destroy(rv_producer_t *p) {
     p->impl = NULL;
 }
 
+rv_local_txn_t *rv__local_producer_txn(rv_producer_t *p) {
+    return ((rv_local_producer_t *)p->impl)->txn;
+}
+
 rv_err_t rv__local_send(rv_producer_t *p, const rv_record_t *rec, void *rec_opaque) {
     rv_local_producer_t *lp = p->impl;
+    if (RV_UNLIKELY(lp->txn != NULL)) { /* a transactional producer's records wait in it */
+        return rv__local_txn_send(lp->txn, rec, rec_opaque);
+    }
     if (!rec || !rec->topic || (rec->header_count && !rec->headers)) {
         return RV_ERR_INVALID_ARG;
     }

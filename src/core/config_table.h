@@ -38,8 +38,14 @@
       17179869184, NULL, "producer",                                                            \
       "Bytes of records a producer holds before rv_producer_send() answers AGAIN.")             \
     X(TRANSACTIONAL_ID, "transactional.id", RV_CONF_STRING, "", 0, 0, NULL, "producer",        \
-      "Makes a Kafka producer transactional under this id (unique per producing process; a "   \
-      "new producer with the same id fences the old one); empty for none.")                     \
+      "Makes a producer (kafka: or local:) transactional under this id (unique per producing "  \
+      "process; a new producer with the same id fences the old one); empty for none. An "       \
+      "application under exactly-once uses it as the prefix of its workers' ids (default: the " \
+      "group), and ignores it under at-least-once.")                                            \
+    X(TRANSACTION_MAX_BYTES, "transaction.max.bytes", RV_CONF_BYTES, "67108864", 1024,          \
+      17179869184, NULL, "producer",                                                            \
+      "On local:, the bytes of records one transaction may hold (they wait in memory until the " \
+      "commit); past it rv_producer_send() answers RV_ERR_LIMIT.")                              \
     X(MESSAGE_SPLIT, "message.split", RV_CONF_BOOL, "true", 0, 0, NULL, "producer",             \
       "Whether a producer sends a record larger than message.split.bytes as chunk records "     \
       "that consumers reassemble (true), or refuses it with RV_ERR_LIMIT (false).")             \
@@ -97,8 +103,10 @@
       "last checkpoint; 0 turns the count off.")                                               \
     X(PROCESSING_GUARANTEE, "processing.guarantee", RV_CONF_ENUM, "at-least-once", 0, 0,        \
       "at-least-once|exactly-once", "app",                                                      \
-      "at-least-once: a crash may process a record again, never loses one. exactly-once is "   \
-      "not available yet: rv_app_new() answers RV_ERR_UNSUPPORTED.")                            \
+      "at-least-once: a crash may process a record again, never loses one. exactly-once: "     \
+      "outputs, state changelogs and offsets commit in one transaction per checkpoint "         \
+      "(kafka: and local: only; each worker's transactional.id is <transactional.id or "        \
+      "group>-<worker>).")                                                                      \
     X(PROCESSING_ERROR_POLICY, "processing.error.policy", RV_CONF_ENUM, "stop", 0, 0,           \
       "stop|skip|dead-letter", "app",                                                           \
       "What an application does with a record it cannot decode or whose user function "        \

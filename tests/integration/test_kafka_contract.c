@@ -91,6 +91,9 @@ static bc_caps_t g_caps = {
     .no_compaction = "librdkafka 2.0.2's mock cluster does not compact",
     .no_offsets_for_times = "librdkafka 2.0.2's mock cluster answers every ListOffsets by "
                             "timestamp with -1",
+    .no_transactions = "librdkafka 2.0.2's mock cluster stores no transactional offsets "
+                       "(TxnOffsetCommit), which the contract checks; test_transactions here "
+                       "checks the rest",
 };
 
 /* ---- what only kafka:// promises ------------------------------------------------------------ */

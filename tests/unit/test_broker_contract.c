@@ -299,7 +299,10 @@ static void run_url(const char *url) {
         return;
     }
     rv_broker_close(probe);
-    bc_run_suite(url, NULL);
+    bc_caps_t caps = {.no_transactions = strncmp(url, "memory:", 7) == 0
+                                             ? "memory: has no transactions"
+                                             : NULL};
+    bc_run_suite(url, &caps);
 }
 
 int main(int argc, char **argv) {
