@@ -7,7 +7,10 @@
  * checkpoints: every commit.interval.ms or commit.every records, and whenever partitions are
  * revoked, it flushes its producer and sinks, writes the changes of its state stores to their
  * changelogs, commits the offsets of the records it has processed and then commits the stores
- * (see state.h), so a crash anywhere loses nothing (at-least-once). Worker threads
+ * (see state.h), so a crash anywhere loses nothing (at-least-once). With
+ * processing.guarantee=exactly-once each worker's producer is transactional: a checkpoint puts
+ * the outputs, the changelog records and the consumed offsets in one transaction and commits
+ * it before the stores (docs/applications.md, "Processing guarantees"). Worker threads
  * (app.threads) each own a set of partitions. Bad records and failing user functions follow the
  * error policy (processing.error.policy: stop, skip or dead-letter); nothing is skipped silently.
  *
@@ -148,6 +151,8 @@ typedef struct rv_app_metrics_s {
     int64_t state_stores;      /**< state stores open (one per store and partition) */
     int64_t state_bytes;       /**< their estimated size: SST files and memtables */
     int64_t state_restored;    /**< changelog records applied restoring stores */
+    int64_t txn_commits;       /**< exactly-once: transactions committed (one per checkpoint) */
+    int64_t txn_aborts;        /**< exactly-once: transactions aborted (state rolled back) */
 } rv_app_metrics_t;
 
 /** Copies the current counters into *out. Safe from any thread while running. */

@@ -310,6 +310,28 @@ static rv_err_t rocksdb_opts_read(rv_app_t *app, rv_error_t **err) {
     return e == RV_OK ? RV_OK : rv__error_prefix(err, e, "application '%s': ", app->group);
 }
 
+/*
+ * Checks that exactly-once can hold on the application's broker: it must have transactions
+ * (its workers' producers are transactional) and its consumers must read committed records
+ * only (kafka.isolation.level stays read_committed, librdkafka's default).
+ */
+static rv_err_t eos_check(rv_app_t *app, rv_error_t **err) {
+    if (!app->broker->ops->begin_transaction) {
+        return rv__error_set(err, RV_ERR_UNSUPPORTED,
+                             "application '%s': processing.guarantee=exactly-once needs a broker "
+                             "with transactions, and '%s' has none; use at-least-once there",
+                             app->group, rv_broker_url(app->broker));
+    }
+    const char *iso = rv_conf_get(app->conf, "kafka.isolation.level");
+    if (iso && strcmp(iso, "read_committed") != 0) {
+        return rv__error_set(err, RV_ERR_CONFIG,
+                             "application '%s': processing.guarantee=exactly-once reads committed "
+                             "records only: kafka.isolation.level=%s is not allowed with it",
+                             app->group, iso);
+    }
+    return RV_OK;
+}
+
 rv_app_t *rv_app_new(const rv_app_opts_t *opts, rv_error_t **err) {
     if (!opts || !opts->group || !*opts->group) {
         rv__error_set(err, RV_ERR_INVALID_ARG, "rv_app_new: the consumer group is %s",
@@ -351,13 +373,17 @@ rv_app_t *rv_app_new(const rv_app_opts_t *opts, rv_error_t **err) {
     app->json_max_depth = (int)rv__conf_int(app->conf, RV_CONF_ID_JSON_MAX_DEPTH);
     app->state_lock_timeout_ms = rv__conf_int(app->conf, RV_CONF_ID_STATE_LOCK_TIMEOUT_MS);
     app->state_buffer_max = rv__conf_int(app->conf, RV_CONF_ID_STATE_BUFFER_MAX_BYTES);
-    if (rv__conf_int(app->conf, RV_CONF_ID_PROCESSING_GUARANTEE) != 0) {
-        rv__error_set(err, RV_ERR_UNSUPPORTED,
-                      "application '%s': processing.guarantee=exactly-once is not available "
-                      "yet; use at-least-once",
-                      app->group);
-        rv_app_destroy(app);
-        return NULL;
+    app->eos = rv__conf_int(app->conf, RV_CONF_ID_PROCESSING_GUARANTEE) != 0;
+    if (app->eos) {
+        /* The workers' transactional ids: "<prefix>-<worker>", the prefix being the
+         * transactional.id property when set, else the group (see eos_check()). */
+        const char *tid = rv__conf_str(app->conf, RV_CONF_ID_TRANSACTIONAL_ID);
+        app->txn_prefix = strdup(tid && *tid ? tid : app->group);
+        if (!app->txn_prefix) {
+            rv__error_set(err, RV_ERR_NOMEM, "out of memory");
+            rv_app_destroy(app);
+            return NULL;
+        }
     }
     const char *sd = rv__conf_str(app->conf, RV_CONF_ID_STATE_DIR);
     if (!sd || !*sd) {
@@ -396,6 +422,10 @@ rv_app_t *rv_app_new(const rv_app_opts_t *opts, rv_error_t **err) {
         rv_app_destroy(app);
         return NULL;
     }
+    if (app->eos && eos_check(app, err) != RV_OK) {
+        rv_app_destroy(app);
+        return NULL;
+    }
     return app;
 }
 
@@ -415,6 +445,7 @@ void rv_app_destroy(rv_app_t *app) {
     free(app->state_dir);
     free(app->rocksdb_opts);
     free(app->dead_letter_name);
+    free(app->txn_prefix);
     pthread_mutex_destroy(&app->mu);
     free(app);
 }
@@ -445,6 +476,8 @@ static void add_counters(rv_app_metrics_t *m, const rv__counters_t *c) {
     m->dead_lettered += get(&c->dead_lettered);
     m->checkpoints += get(&c->checkpoints);
     m->state_restored += get(&c->state_restored);
+    m->txn_commits += get(&c->txn_commits);
+    m->txn_aborts += get(&c->txn_aborts);
 }
 
 void rv_app_metrics(rv_app_t *app, rv_app_metrics_t *out) {

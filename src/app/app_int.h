@@ -53,11 +53,12 @@ struct rv_topic_s {
 /* One partition a worker reads: where its processing is. */
 typedef struct rv__part_s {
     bool assigned;
-    bool dirty;          /* processed records not committed yet */
-    int64_t next;        /* the offset after the last record processed (or the resume offset) */
-    int64_t committed;   /* the last offset committed by this worker */
-    bool restoring;      /* paused until its stores are restored */
-    uint64_t held_batch; /* the batch in which its held-back records were sought back */
+    bool dirty;            /* processed records not committed yet */
+    int64_t next;          /* the offset after the last record processed (or the resume offset) */
+    int64_t committed;     /* the last offset committed by this worker */
+    bool restoring;        /* paused until its stores are restored */
+    uint64_t held_batch;   /* the batch in which its held-back records were sought back */
+    uint64_t rolled_batch; /* the batch in which an aborted transaction sought it back */
 } rv__part_t;
 
 /* A worker: one thread with its consumer, producer, arena and counters. */
@@ -84,7 +85,11 @@ typedef struct rv__worker_s {
     int64_t since_checkpoint; /* records processed since the last checkpoint */
     int64_t last_checkpoint_ms;
     int64_t last_lag_ms;
-    bool produced; /* sent records since the last flush */
+    bool produced;       /* sent records since the last flush */
+    bool commit_pending; /* a checkpoint's offset commit was refused: retry after each poll */
+    /* Exactly-once: the transaction of the records produced since the last checkpoint. */
+    bool in_txn;
+    int aborts_in_row; /* transactions aborted since the last one committed */
     /* Delivery failures since the last checkpoint (from the delivery callback). */
     int64_t delivery_failures;
     char delivery_error[512];
@@ -122,6 +127,8 @@ struct rv_app_s {
     char *state_dir;
     int64_t state_lock_timeout_ms;
     int64_t state_buffer_max;
+    bool eos;           /* processing.guarantee=exactly-once: transactional checkpoints */
+    char *txn_prefix;   /* the transactional.id prefix of the workers' producers (exactly-once) */
     char *rocksdb_opts; /* the rocksdb.* properties as "name=value;...", or NULL */
     int json_max_depth;
     /* Topics, in the order they were declared. */

@@ -198,6 +198,8 @@ static void fold(rv__counters_t *to, const rv__counters_t *from) {
     FOLD(dead_lettered);
     FOLD(checkpoints);
     FOLD(state_restored);
+    FOLD(txn_commits);
+    FOLD(txn_aborts);
 #undef FOLD
 }
 
@@ -220,6 +222,15 @@ rv_err_t rv_app_run(rv_app_t *app, const rv_run_opts_t *opts, rv_error_t **err) 
         return e;
     }
     int n = app->threads;
+    if (app->input_partitions > 0 && n > app->input_partitions) {
+        /* A worker with no partition to read would only add rebalances. */
+        rv__log(&app->log, RV_LOG_INFO, "app",
+                "application '%s': app.threads=%d but the inputs have %d partition%s: starting "
+                "%d worker%s",
+                app->group, n, (int)app->input_partitions, app->input_partitions == 1 ? "" : "s",
+                (int)app->input_partitions, app->input_partitions == 1 ? "" : "s");
+        n = (int)app->input_partitions;
+    }
     rv__worker_t *ws = calloc((size_t)n, sizeof *ws);
     bool ok = ws != NULL;
     for (int i = 0; ok && i < n; i++) {

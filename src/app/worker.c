@@ -14,8 +14,12 @@
  * the sink objects; (2) send the changes of the state stores to their changelogs and wait for
  * them; (3) commit, per partition, the offset after the last record whose processing finished;
  * (4) commit the stores (their buffers with the processed and changelog offsets). A delivery
- * that failed stops the run without committing. The steps are separate functions so that a
- * transaction (exactly-once) can wrap 1 to 4 later.
+ * that failed stops the run without committing; a commit refused (a rebalance) is retried after
+ * each poll. Under exactly-once (checkpoint_txn()) the worker's producer is transactional
+ * ("<prefix>-<worker>"): steps 1 and 2 produce inside the transaction begun at the first output
+ * after the last checkpoint, step 3 adds the offsets to it and commits it, step 4 follows; a
+ * failed transaction is aborted and the worker rolls back (stores' buffers dropped, partitions
+ * sought back to their committed offsets) and goes on.
  *
  * Partitions of topics that stateful operators read are paused when assigned, until their
  * stores are opened and restored from their changelogs (src/state), then resumed.
@@ -35,6 +39,8 @@
 #define SEND_WAIT_MS 120000 /* how long a send waits out a full queue */
 #define TICK_MS 100         /* how often custom operators hear that wall-clock time passed */
 #define RESTORE_POLL_MS 10  /* the poll's wait while stores wait for a lock between polls */
+#define EOS_ABORTS_MAX 3    /* transactions aborted in a row before the run stops */
+#define EOS_COMMIT_TRIES 5  /* commit calls while its outcome is not known (AGAIN, TIMEOUT) */
 
 /* Fails the run with a formatted message (the first failure wins). */
 static void worker_fail(rv__worker_t *w, rv_err_t code, const char *fmt, ...) RV_PRINTF(3, 4);
@@ -98,8 +104,16 @@ static void on_delivery(void *opaque, const rv_record_t *rec, rv_err_t err, void
     }
 }
 
+static rv_err_t txn_begin(rv__worker_t *w);
+
 rv_err_t rv__worker_send(rv__worker_t *w, const rv_record_t *rec) {
     int64_t give_up = 0;
+    if (w->app->eos && !w->in_txn) {
+        rv_err_t e = txn_begin(w); /* the first output after a checkpoint */
+        if (e != RV_OK) {
+            return e;
+        }
+    }
     for (;;) {
         rv_err_t e = rv_producer_send(w->producer, rec, NULL);
         if (e == RV_OK) {
@@ -228,62 +242,44 @@ static int64_t next_of(void *opaque, const rv_topic_t *t, int32_t p) {
     return pt ? pt->next : 0;
 }
 
-/* Checkpoint step 1: flushes the producer (every delivery reported) and the sink objects. */
-static rv_err_t ck_flush(rv__worker_t *w, const char *why) {
+/* Checkpoint step 1: flushes the producer (every delivery reported) and the sink objects.
+ * On a failure *err says what failed (the caller stops the run or aborts the transaction). */
+static rv_err_t ck_flush(rv__worker_t *w, rv_error_t **err) {
     rv_app_t *app = w->app;
-    rv_error_t *err = NULL;
     if (w->produced) {
-        rv_err_t e = rv_producer_flush(w->producer, -1, &err);
+        rv_err_t e = rv_producer_flush(w->producer, -1, err);
         w->produced = false;
         pthread_mutex_lock(&app->mu);
         app->activity++;
         pthread_mutex_unlock(&app->mu);
         if (e != RV_OK) {
-            worker_fail(w, e, "application '%s': checkpoint (%s): flushing the producer: %s",
-                        app->group, why, rv_error_message(err));
-            rv_error_destroy(err);
-            return e;
+            return rv__error_prefix(err, e, "flushing the producer: ");
         }
     }
     if (w->delivery_failures) {
-        worker_fail(w, w->delivery_code,
-                    "application '%s': checkpoint (%s): %lld record%s could not be produced "
-                    "(the first: %s); offsets were not committed",
-                    app->group, why, (long long)w->delivery_failures,
-                    w->delivery_failures == 1 ? "" : "s", w->delivery_error);
-        return w->delivery_code;
+        return rv__error_set(err, w->delivery_code,
+                             "%lld record%s could not be produced (the first: %s)",
+                             (long long)w->delivery_failures, w->delivery_failures == 1 ? "" : "s",
+                             w->delivery_error);
     }
-    rv_err_t e = rv__graph_flush_sinks(app->graph, &err);
-    if (e != RV_OK) {
-        worker_fail(w, e, "application '%s': checkpoint (%s): %s; offsets were not committed",
-                    app->group, why, rv_error_message(err));
-        rv_error_destroy(err);
-    }
-    return e;
+    return rv__graph_flush_sinks(app->graph, err);
 }
 
-/* Checkpoint step 2: sends the stores' changes to their changelogs and waits for them. */
-static rv_err_t ck_changelogs(rv__worker_t *w, const char *why) {
+/* Checkpoint step 2: sends the stores' changes to their changelogs and waits for them (in a
+ * transaction the records are only known delivered when it commits). */
+static rv_err_t ck_changelogs(rv__worker_t *w, rv_error_t **err) {
     if (!w->stores || !rv__stores_dirty(w->stores)) {
         return RV_OK;
     }
-    rv_error_t *err = NULL;
     bool sent = false;
-    rv_err_t e = rv__stores_send_changelog(w->stores, next_of, w, &sent, &err);
+    rv_err_t e = rv__stores_send_changelog(w->stores, next_of, w, &sent, err);
     if (e == RV_OK && w->delivery_failures) {
-        e = w->delivery_code;
-        rv__error_set(&err, e, "%lld changelog record%s could not be produced (the first: %s)",
-                      (long long)w->delivery_failures, w->delivery_failures == 1 ? "" : "s",
-                      w->delivery_error);
+        e = rv__error_set(err, w->delivery_code,
+                          "%lld changelog record%s could not be produced (the first: %s)",
+                          (long long)w->delivery_failures, w->delivery_failures == 1 ? "" : "s",
+                          w->delivery_error);
     }
-    if (e != RV_OK) {
-        worker_fail(w, e,
-                    "application '%s': checkpoint (%s): writing state changelogs: %s; offsets "
-                    "were not committed",
-                    w->app->group, why, rv_error_message(err));
-        rv_error_destroy(err);
-    }
-    return e;
+    return e != RV_OK ? rv__error_prefix(err, e, "writing state changelogs: ") : RV_OK;
 }
 
 /* Checkpoint step 3: commits the offsets of the `n` partitions with processed records. A failure
@@ -316,15 +312,19 @@ static rv_err_t ck_commit_offsets(rv__worker_t *w, const char *why, int flags, s
     }
     rv_err_t e = rv_consumer_commit(w->consumer, w->commit_buf, k, &err);
     if (e != RV_OK) {
-        rv__log(&app->log, RV_LOG_WARNING, "app",
+        /* A commit refused during a rebalance is retried after each poll (commit_pending); the
+         * first refusal is a warning, the retries are not. */
+        rv__log(&app->log, w->commit_pending ? RV_LOG_DEBUG : RV_LOG_WARNING, "app",
                 "application '%s' worker %d: checkpoint (%s): commit failed: %s; %s", app->group,
                 w->index, why, rv_error_message(err),
                 (flags & CK_REVOKE) ? "the next owner of those partitions processes their "
                                       "records since the last commit again (at-least-once)"
-                                    : "retried at the next checkpoint");
+                                    : "retried after the next poll");
         rv_error_destroy(err);
+        w->commit_pending = !(flags & CK_REVOKE);
         return e;
     }
+    w->commit_pending = false;
     for (size_t i = 0; i < w->nparts_topics; i++) {
         for (int32_t p = 0; p < w->nparts[i]; p++) {
             rv__part_t *pt = &w->parts[i][p];
@@ -360,11 +360,193 @@ static rv_err_t ck_commit_state(rv__worker_t *w, const char *why) {
     return RV_OK;
 }
 
+/* Records a completed checkpoint's duration. */
+static void ck_done(rv__worker_t *w, const char *why, size_t k, int64_t t0) {
+    rv_app_t *app = w->app;
+    int64_t us = (rv_clock_mono_ns() - t0) / 1000;
+    rv__count(&w->counters.checkpoints, 1);
+    atomic_store_explicit(&app->checkpoint_last_us, us, memory_order_relaxed);
+    int64_t max = atomic_load_explicit(&app->checkpoint_max_us, memory_order_relaxed);
+    while (us > max && !atomic_compare_exchange_weak(&app->checkpoint_max_us, &max, us)) {
+    }
+    w->since_checkpoint = 0;
+    rv__log(&app->log, RV_LOG_DEBUG, "app",
+            "application '%s' worker %d: checkpoint (%s): %zu partition%s committed in %lld us",
+            app->group, w->index, why, k, k == 1 ? "" : "s", (long long)us);
+}
+
+/* ---- exactly-once: transactions ------------------------------------------------------------- */
+
+/* Starts the transaction of the records to come (outputs, changelogs, offsets) unless one is
+ * open. A failure stops the run: a producer that cannot start transactions (fenced by a newer
+ * one with its transactional.id, or the cluster out of reach) cannot go on. */
+static rv_err_t txn_begin(rv__worker_t *w) {
+    if (w->in_txn) {
+        return RV_OK;
+    }
+    rv_error_t *err = NULL;
+    rv_err_t e = rv_producer_begin_transaction(w->producer, &err);
+    if (e != RV_OK) {
+        worker_fail(w, e,
+                    "application '%s' worker %d: exactly-once: cannot begin a transaction: %s",
+                    w->app->group, w->index, rv_error_message(err));
+        rv_error_destroy(err);
+        return e;
+    }
+    w->in_txn = true;
+    return RV_OK;
+}
+
 /*
- * Runs the checkpoint's steps 1 to 4 (see the top of this file). A failed flush or delivery
- * stops the run (nothing is committed); a failed commit is logged and retried at the next
- * checkpoint (or, for partitions being revoked, left to their next owner, who processes their
- * records since the last commit again).
+ * The transaction of the current checkpoint failed (`code`, `why`): aborts it, so none of its
+ * outputs, changelog records or offsets is ever seen, and rolls the worker back to its last
+ * commit: the stores forget their buffered changes (window caches were emptied into them when
+ * the checkpoint began), and each partition is sought back to its last committed offset to be
+ * processed again. The run goes on, unless the producer is fenced or fatally failed, the
+ * rollback itself fails, or transactions keep failing (then it stops with `why`).
+ */
+static rv_err_t txn_abort(rv__worker_t *w, const char *when, int flags, rv_err_t code,
+                          const char *why) {
+    rv_app_t *app = w->app;
+    rv_error_t *err = NULL;
+    rv_err_t e = RV_OK;
+    if (w->in_txn && code != RV_ERR_FATAL) {
+        e = rv_producer_abort_transaction(w->producer, -1, &err);
+    }
+    w->in_txn = false;
+    w->produced = false;
+    w->delivery_failures = 0;
+    w->since_checkpoint = 0;
+    rv__count(&w->counters.txn_aborts, 1);
+    if (e == RV_OK && w->stores) {
+        e = rv__stores_rollback(w->stores, &err);
+    }
+    for (size_t i = 0; e == RV_OK && i < w->nparts_topics; i++) {
+        for (int32_t p = 0; p < w->nparts[i]; p++) {
+            rv__part_t *pt = &w->parts[i][p];
+            if (!pt->assigned || !pt->dirty) {
+                continue;
+            }
+            pt->dirty = false;
+            pt->next = pt->committed;
+            pt->rolled_batch = w->batch_no; /* the rest of this batch is read again */
+            if (pt->committed < 0) {
+                continue;
+            }
+            e = rv_consumer_seek(w->consumer, w->inputs[i]->name, p, pt->committed, &err);
+            if (e != RV_OK && (flags & CK_REVOKE)) {
+                /* Being revoked: its next owner resumes from the committed offset anyway. */
+                rv_error_destroy(err);
+                err = NULL;
+                e = RV_OK;
+            } else if (e != RV_OK) {
+                rv__error_prefix(&err, e,
+                                 "seeking %s[%d] back to offset %lld: ", w->inputs[i]->name, (int)p,
+                                 (long long)pt->committed);
+            }
+        }
+    }
+    if (e != RV_OK || code == RV_ERR_FATAL || ++w->aborts_in_row > EOS_ABORTS_MAX ||
+        (flags & CK_STOP)) {
+        worker_fail(w, code,
+                    "application '%s' worker %d: checkpoint (%s): exactly-once: the transaction "
+                    "failed and was aborted: %s%s%s",
+                    app->group, w->index, when, why,
+                    e != RV_OK ? "; rolling back failed too: " : "",
+                    e != RV_OK ? rv_error_message(err) : "");
+        rv_error_destroy(err);
+        return code;
+    }
+    rv__log(&app->log, RV_LOG_WARNING, "app",
+            "application '%s' worker %d: checkpoint (%s): exactly-once: the transaction failed "
+            "and was aborted (%s); state rolled back, processing again from the last commit",
+            app->group, w->index, when, why);
+    rv_error_destroy(err);
+    return code;
+}
+
+/* Exactly-once, steps 1 to 4 in one transaction: the outputs and the changelog records are
+ * produced in it, the `n` partitions' offsets are added to it, it commits, then the stores
+ * commit (a crash before that leaves them behind the transaction: the restore from their
+ * changelogs, read committed, brings them up to it). */
+static rv_err_t checkpoint_txn(rv__worker_t *w, const char *why, int flags, size_t n) {
+    int64_t t0 = rv_clock_mono_ns();
+    if (txn_begin(w) != RV_OK) {
+        return RV_ERR_STATE;
+    }
+    rv_error_t *err = NULL;
+    rv_err_t e = ck_flush(w, &err);
+    if (e == RV_OK) {
+        e = ck_changelogs(w, &err);
+    }
+    size_t k = 0;
+    if (e == RV_OK && n > w->commit_cap) {
+        rv_topic_partition_t *v = realloc(w->commit_buf, n * sizeof *v);
+        if (!v) {
+            e = rv__error_set(&err, RV_ERR_NOMEM, "out of memory");
+        } else {
+            w->commit_buf = v;
+            w->commit_cap = n;
+        }
+    }
+    for (size_t i = 0; e == RV_OK && i < w->nparts_topics; i++) {
+        for (int32_t p = 0; p < w->nparts[i]; p++) {
+            rv__part_t *pt = &w->parts[i][p];
+            if (pt->assigned && pt->dirty && k < n) {
+                w->commit_buf[k++] = (rv_topic_partition_t){w->inputs[i]->name, p, pt->next};
+            }
+        }
+    }
+    if (e == RV_OK && k) {
+        e = rv_producer_send_offsets_to_transaction(w->producer, w->consumer, w->commit_buf, k, -1,
+                                                    &err);
+        e = e != RV_OK ? rv__error_prefix(&err, e, "adding offsets to the transaction: ") : e;
+    }
+    for (int tries = 1; e == RV_OK; tries++) {
+        e = rv_producer_commit_transaction(w->producer, -1, &err);
+        if (e == RV_OK) {
+            break;
+        }
+        if ((e != RV_ERR_AGAIN && e != RV_ERR_TIMEOUT) || tries >= EOS_COMMIT_TRIES) {
+            e = rv__error_prefix(&err, e, "committing the transaction: ");
+            break;
+        }
+        rv_error_destroy(err); /* the outcome is not known yet: ask again */
+        err = NULL;
+        e = RV_OK;
+    }
+    if (e != RV_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", err ? rv_error_message(err) : rv_err_str(e));
+        rv_error_destroy(err);
+        return txn_abort(w, why, flags, e, msg);
+    }
+    w->in_txn = false;
+    w->aborts_in_row = 0;
+    rv__count(&w->counters.txn_commits, 1);
+    rv_producer_poll(w->producer, 0); /* reports a broker gives at commit: changelog offsets */
+    for (size_t i = 0; i < w->nparts_topics; i++) {
+        for (int32_t p = 0; p < w->nparts[i]; p++) {
+            rv__part_t *pt = &w->parts[i][p];
+            if (pt->assigned && pt->dirty) {
+                pt->dirty = false;
+                pt->committed = pt->next;
+            }
+        }
+    }
+    if (ck_commit_state(w, why) != RV_OK) {
+        return RV_ERR_IO;
+    }
+    ck_done(w, why, k, t0);
+    return RV_OK;
+}
+
+/*
+ * Runs the checkpoint's steps 1 to 4 (see the top of this file); under exactly-once, in a
+ * transaction (checkpoint_txn()). At-least-once: a failed flush or delivery stops the run
+ * (nothing is committed); a failed commit is logged and retried after the next poll (or, for
+ * partitions being revoked, left to their next owner, who processes their records since the
+ * last commit again).
  */
 static rv_err_t checkpoint(rv__worker_t *w, const char *why, int flags) {
     rv_app_t *app = w->app;
@@ -384,6 +566,7 @@ static rv_err_t checkpoint(rv__worker_t *w, const char *why, int flags) {
     }
     if (n == 0 && !w->produced && w->delivery_failures == 0) {
         w->since_checkpoint = 0;
+        w->commit_pending = false;
         if (flags & CK_STOP) {
             rv_error_t *err = NULL;
             rv_err_t e = rv__graph_flush_sinks(app->graph, &err);
@@ -396,12 +579,19 @@ static rv_err_t checkpoint(rv__worker_t *w, const char *why, int flags) {
         }
         return RV_OK;
     }
+    if (app->eos) {
+        return checkpoint_txn(w, why, flags, n);
+    }
     int64_t t0 = rv_clock_mono_ns();
-    rv_err_t e = ck_flush(w, why);
+    rv_error_t *err = NULL;
+    rv_err_t e = ck_flush(w, &err);
     if (e == RV_OK) {
-        e = ck_changelogs(w, why);
+        e = ck_changelogs(w, &err);
     }
     if (e != RV_OK) {
+        worker_fail(w, e, "application '%s': checkpoint (%s): %s; offsets were not committed",
+                    app->group, why, err ? rv_error_message(err) : rv_err_str(e));
+        rv_error_destroy(err);
         return e;
     }
     size_t k = 0;
@@ -410,16 +600,7 @@ static rv_err_t checkpoint(rv__worker_t *w, const char *why, int flags) {
     if (e != RV_OK || ce != RV_OK) {
         return e != RV_OK ? e : ce;
     }
-    int64_t us = (rv_clock_mono_ns() - t0) / 1000;
-    rv__count(&w->counters.checkpoints, 1);
-    atomic_store_explicit(&app->checkpoint_last_us, us, memory_order_relaxed);
-    int64_t max = atomic_load_explicit(&app->checkpoint_max_us, memory_order_relaxed);
-    while (us > max && !atomic_compare_exchange_weak(&app->checkpoint_max_us, &max, us)) {
-    }
-    w->since_checkpoint = 0;
-    rv__log(&app->log, RV_LOG_DEBUG, "app",
-            "application '%s' worker %d: checkpoint (%s): %zu partition%s committed in %lld us",
-            app->group, w->index, why, k, k == 1 ? "" : "s", (long long)us);
+    ck_done(w, why, k, t0);
     return RV_OK;
 }
 
@@ -732,7 +913,39 @@ static rv_err_t setup(rv__worker_t *w) {
         return RV_ERR_NOMEM;
     }
     rv_producer_opts_t po = {.delivery_cb = on_delivery, .opaque = w};
-    w->producer = rv_producer_new(app->broker, &po, &err);
+    rv_conf_t *pconf = NULL;
+    const char *user_tid = rv__conf_str(app->conf, RV_CONF_ID_TRANSACTIONAL_ID);
+    bool own_conf = app->eos || (user_tid && *user_tid);
+    if (own_conf) {
+        /* Exactly-once: one transactional producer per worker, "<prefix>-<worker>" (see
+         * docs/applications.md, "Processing guarantees"). At-least-once: never transactional,
+         * whatever transactional.id says. */
+        char tid[512] = "";
+        if (app->eos) {
+            snprintf(tid, sizeof tid, "%s-%d", app->txn_prefix, w->index);
+        }
+        pconf = rv_conf_dup(app->conf); /* the broker opened with it */
+        rv_err_t ce = pconf ? rv_conf_set(pconf, "transactional.id", tid, &err)
+                            : rv__error_set(&err, RV_ERR_NOMEM, "out of memory");
+        if (ce == RV_OK) {
+            po.conf = pconf;
+        }
+    }
+    w->producer = po.conf || !own_conf ? rv_producer_new(app->broker, &po, &err) : NULL;
+    rv_conf_destroy(pconf);
+    if (w->producer && app->eos) {
+        /* The first transaction initialises the producer's transactions, which fences an older
+         * producer of this id and aborts what it left open (a crashed run's last transaction),
+         * before any store restores from a changelog. */
+        rv_err_t te = rv_producer_begin_transaction(w->producer, &err);
+        if (te != RV_OK) {
+            rv__error_prefix(&err, te, "exactly-once: cannot begin a transaction: ");
+            rv_producer_close(w->producer);
+            w->producer = NULL;
+        } else {
+            w->in_txn = true;
+        }
+    }
     rv__graph_t *g = app->graph;
     if (w->producer && g->nstores) {
         rv__stores_opts_t so = {.state_dir = app->state_dir,
@@ -817,6 +1030,9 @@ void *rv__worker_main(void *arg) {
             rv_error_destroy(err);
             break;
         }
+        if (w->commit_pending) {
+            checkpoint(w, "commit retry", 0); /* a commit refused during a rebalance */
+        }
         if (n) {
             w->batch_no++;
             rv_arena_reset(w->arena);
@@ -856,6 +1072,9 @@ void *rv__worker_main(void *arg) {
                 }
                 continue;
             }
+            if (pt->rolled_batch == w->batch_no) {
+                continue; /* sought back by an aborted transaction: read again later */
+            }
             bool source = !(t->kind & RV__TOPIC_REPARTITION);
             int64_t claim = 0;
             if (source && app->count_limit) {
@@ -864,6 +1083,9 @@ void *rv__worker_main(void *arg) {
                     atomic_store(&app->stop, 1);
                     break;
                 }
+            }
+            if (pt->committed < 0) {
+                pt->committed = rec->offset; /* nothing committed yet: where processing began */
             }
             if (process(w, t, rec) != RV_OK) {
                 break; /* the policy stopped the run; this record stays uncommitted */

@@ -228,6 +228,12 @@ RV__HIDDEN void rv__stores_delivered(void *store, const rv_record_t *rec, rv_err
  * in one WriteBatch. */
 RV__HIDDEN rv_err_t rv__stores_commit(rv__stores_t *ss, rv_error_t **err);
 
+/* Exactly-once: the checkpoint's transaction was aborted. Forgets every store's buffered
+ * changes and rereads its processed offset, event time and changelog offset from RocksDB, so
+ * the store is back at its last commit (and records after it are not taken for replays).
+ * RV_ERR_IO when a store cannot be read (then the run must stop). */
+RV__HIDDEN rv_err_t rv__stores_rollback(rv__stores_t *ss, rv_error_t **err);
+
 /* Bytes of memory the stores' buffered changes hold (the runtime checkpoints early past
  * state.buffer.max.bytes). */
 RV__HIDDEN int64_t rv__stores_buffered(const rv__stores_t *ss);

@@ -152,6 +152,10 @@ static void buf_reset(rv__store_t *s) {
     wbuf_clear(&s->buf);
 }
 
+void rv__store_discard(rv__store_t *s) {
+    buf_reset(s);
+}
+
 void rv__wbuf_free(rv__wbuf_t *b) {
     wbuf_clear(b);
     free(b->slots);
@@ -576,6 +580,8 @@ struct rv__store_iter_s {
     bool base_pending;      /* the previous step emitted a buffered key equal to it's key */
     char *hi;               /* namespaced end (exclusive) */
     size_t hi_len;
+    rocksdb_readoptions_t *ro; /* with iterate_upper_bound = hi, so RocksDB stops at the end
+                                  instead of stepping over deleted keys past it */
     rv_err_t err;
 };
 
@@ -608,7 +614,13 @@ static rv__store_iter_t *iter_new(rv__store_t *s, const char *lo, size_t lo_len,
     memcpy(it->hi, hi, hi_len);
     it->hi_len = hi_len;
     it->store = s;
-    it->it = rocksdb_create_iterator(s->db, rv__store_ropts());
+    if (!(it->ro = rocksdb_readoptions_create())) {
+        free(it->hi);
+        free(it);
+        return NULL;
+    }
+    rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->hi, it->hi_len);
+    it->it = rocksdb_create_iterator(s->db, it->ro);
     rocksdb_iter_seek(it->it, lo, lo_len);
     it->bi = sorted_lower(&s->buf, lo, lo_len);
     s->iters++;
@@ -746,6 +758,7 @@ void rv__store_iter_close(rv__store_iter_t *it) {
         return;
     }
     rocksdb_iter_destroy(it->it);
+    rocksdb_readoptions_destroy(it->ro);
     it->store->iters--;
     free(it->hi);
     free(it);

@@ -105,6 +105,8 @@ RV__HIDDEN rv_err_t rv__store_commit_buffer(rv__store_t *s, const char *const *m
                                             const char *const *meta_vals, const size_t *meta_lens,
                                             size_t nmeta);
 RV__HIDDEN void rv__wbuf_free(rv__wbuf_t *b);
+/* Forgets the buffered changes (an aborted transaction's). */
+RV__HIDDEN void rv__store_discard(rv__store_t *s);
 RV__HIDDEN const rocksdb_writeoptions_t *rv__store_wopts(void);
 RV__HIDDEN const rocksdb_readoptions_t *rv__store_ropts(void);
 RV__HIDDEN void rv__store_put_be64(char *out, int64_t v);

@@ -663,6 +663,26 @@ rv_err_t rv__stores_commit(rv__stores_t *ss, rv_error_t **err) {
     return RV_OK;
 }
 
+rv_err_t rv__stores_rollback(rv__stores_t *ss, rv_error_t **err) {
+    for (size_t d = 0; ss && d < ss->o.ndecls; d++) {
+        for (int32_t p = 0; p < ss->nby[d]; p++) {
+            rv__store_t *s = ss->by[d][p];
+            if (!s || s->phase != RV__STORE_READY || !s->db) {
+                continue;
+            }
+            s->ck_sent = false;
+            s->delivery_err = RV_OK;
+            rv__store_discard(s);
+            if (rv__store_load_meta(s) != RV_OK) {
+                return rv__error_set(err, RV_ERR_IO,
+                                     "store '%s' partition %d ('%s'): rolling back: %s",
+                                     s->decl->name, (int)p, s->dir, s->errmsg);
+            }
+        }
+    }
+    return RV_OK;
+}
+
 void rv__stores_size(rv__stores_t *ss, int64_t *stores, int64_t *bytes) {
     *stores = 0;
     *bytes = 0;

@@ -38,6 +38,8 @@ typedef struct rv__counters_s {
     _Atomic int64_t skipped;
     _Atomic int64_t dead_lettered;
     _Atomic int64_t checkpoints;
+    _Atomic int64_t txn_commits; /* exactly-once: transactions committed */
+    _Atomic int64_t txn_aborts;  /* exactly-once: transactions aborted (state rolled back) */
     _Atomic int64_t checkpoint_last_us;
     _Atomic int64_t checkpoint_max_us;
     _Atomic int64_t lag;
