@@ -1,70 +1,61 @@
 /*
- * cmd_demo.c: `rivulet demo`, the main job: a simulated motorsport session processed by a
- * rivulet application.
+ * cmd_demo.c: `rivulet demo`, the main job: a simulated motorsport session written as telemetry
+ * streams (demo_sim.c) and processed by a rivulet application.
  *
- * The write side simulates several cars lapping a circuit (a sample of 19 channels every few
- * milliseconds, from a seeded generator, so a given seed always gives the same session) and
- * writes it as JSON records keyed by car to topic demo-telemetry. The read side is an
- * application whose dataframe pipeline, fed by that topic, adds derived channels (speed in m/s,
- * rear-wheel slip, brake balance), writes the enriched samples to demo-derived, turns gear
- * changes and entries above 300 km/h into events on demo-events (filters, then a function
- * building the event), and accumulates per car and lap summaries in a sink; once every input
- * partition is read to its end, the summaries go to demo-laps and are printed with what ran,
- * how fast, where the data is and how to look at it. Every topic is recreated on each run.
+ * The application reads demo-telemetry with the `telemetry` serialiser (one record per packet).
+ * Its dataframe pipeline expands frames into one record per sample (naming the columns from
+ * each stream's data format), summarises every car and second with a 1-second tumbling window
+ * (RocksDB state) into demo-summary, adds derived channels (speed in m/s, rear-wheel slip,
+ * brake balance) for the per-lap statistics and the events (gear changes, entries above
+ * 300 km/h) on demo-events, writes a summary per car and lap into demo-laps when the lap's
+ * marker arrives, and resamples each car's channels to 10 Hz (derived channels included) into
+ * demo-derived. The coverage packet that ends each stream moves event time past the last
+ * second, so every window is emitted although the input ends.
  *
- * Per-car state (the previous gear, the last fast sample) lives in the demo and is touched only
- * by the worker owning that car's partition (records are keyed by car). It must finish in
- * seconds and never leave a topic half-written without saying so.
+ * Per-car state (gear, fast samples, data formats, lap statistics, the resampler) lives in the
+ * demo and is touched only by the worker owning that car's partition (records are keyed by
+ * car). Every topic, the window's changelog and its state directory are recreated on each run.
+ * It must finish in seconds, check its own counts, and never leave a topic half-written
+ * without saying so.
  */
+#include <errno.h>
+#include <ftw.h>
 #include <getopt.h>
-#include <math.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "demo.h"
 
-#define COMMAND "demo"
+#define COMMAND DEMO_COMMAND
 #define GROUP "rivulet-demo"
-#define TOPIC "demo-telemetry"
+#define TOPIC DEMO_TOPIC
 #define DERIVED "demo-derived"
 #define EVENTS "demo-events"
+#define SUMMARY "demo-summary"
 #define LAPS "demo-laps"
-#define PARTITIONS 4
-#define MAX_CARS 20
-#define MAX_LAPS 50
-#define LAP_METRES 5200.0
+#define STORE "demo-seconds" /* the window's state store */
+#define PARTITIONS DEMO_PARTITIONS
+#define MAX_CARS DEMO_MAX_CARS
+#define MAX_LAPS DEMO_MAX_LAPS
+#define LAP_METRES DEMO_LAP_METRES
+#define NPARAMS DEMO_CHANNELS
+#define SLOW_HZ DEMO_SLOW_HZ
 #define FAST_KMH 300.0
+#define WINDOW_MS 1000
+#define GRACE_MS 500 /* cars share partitions, a frame apart in data time */
+#define DERIVED_HZ 10
 
-typedef struct demo_opts_s {
-    int cars;
-    int laps;
-    int rate_hz;
-    uint64_t seed;
-    bool metrics;
-    int64_t metrics_ms;
-} demo_opts_t;
-
-/* One simulated car: where it is on the circuit and the state of its channels. */
-typedef struct car_s {
-    char id[16];
-    double distance_m; /* since the start of the session */
-    double speed_kmh;
-    double pace; /* the car's speed factor, around 1.0 */
-    double tyre_c[4];
-    double fuel_kg;
-    int gear;
-} car_t;
-
-/* Per car and lap, what the sink and the event filters accumulate. */
+/* Per car and lap, what the sink, the event filters and the lap marker accumulate. */
 typedef struct lap_stats_s {
-    int64_t first_ns, last_ns;
     int64_t samples;
     double speed_sum, speed_max, rpm_max, slip_max;
     double balance_sum; /* brake balance (% front) summed over braking samples */
     int64_t braking;
     int gear_changes;
     int fast_entries; /* times the car went above FAST_KMH */
+    int64_t lap_ns;   /* the lap marker's end - start; 0 before it arrived */
 } lap_stats_t;
 
 /* What the read side keeps per car, between records. */
@@ -72,268 +63,52 @@ typedef struct car_state_s {
     int last_gear;          /* 0 before the car's first sample */
     int from_gear;          /* the gear before the last change */
     int64_t last_fast_tick; /* the sample index of the last sample above FAST_KMH, or -2 */
+    int64_t windows;        /* one-second summaries emitted */
+    double best_second;     /* the highest mean speed of a one-second window */
+    int64_t best_second_at; /* its start, ms */
+    int64_t format_id;      /* the stream's data format, 0 before its data_format packet */
+    int nformat;
+    char format[NPARAMS][24]; /* its parameter ids: the names of a frame's "#k" columns */
+    rv_tframe_builder_t *b;   /* the resampler's input, rebuilt from each frame's rows */
+    rv_tinterp_t *ip;         /* resamples the car's channels to DERIVED_HZ */
+    rv_arena_t *out_arena;    /* where the resampler's rows go (the record's arena) */
+    rv_value_t *out;          /* an array of them, during a feed */
+    const rv_value_t *id;     /* the stream id, during a feed */
 } car_state_t;
 
 /* The read side's state, shared by the pipeline's functions. */
 typedef struct demo_s {
     const demo_opts_t *o;
-    int64_t start_ns;  /* t_ns of the first tick */
+    int64_t start_ns;  /* t of the first sample, a whole second */
     int64_t period_ns; /* between two samples of a car */
     car_state_t cars[MAX_CARS];
     lap_stats_t *stats; /* [MAX_CARS * MAX_LAPS] */
 } demo_t;
 
-/* ---- the simulation ---------------------------------------------------------------------- */
-
-static uint64_t rng_state;
-
-static void seed_rng(uint64_t seed) {
-    /* splitmix64 of the seed, never 0 (xorshift's one fixed point) */
-    uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    rng_state = (z ^ (z >> 31)) | 1;
-}
-
-static double noise(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0 - 0.5;
-}
-
-/* The speed the track allows at `fraction` of a lap: five straights and five corners. */
-static double target_speed(double fraction, double pace) {
-    double wave = sin(2.0 * M_PI * 5.0 * fraction);
-    double corner = 0.5 + 0.5 * wave;
-    return (95.0 + 235.0 * corner * corner) * pace;
-}
-
-static int gear_for(double kmh) {
-    static const double tops[] = {85, 125, 160, 195, 230, 265, 300};
-    int g = 1;
-    while (g <= 7 && kmh > tops[g - 1]) {
-        g++;
-    }
-    return g;
-}
-
-static double rpm_for(double kmh, int gear) {
-    static const double lows[] = {0, 0, 85, 125, 160, 195, 230, 265, 300};
-    static const double highs[] = {0, 85, 125, 160, 195, 230, 265, 300, 360};
-    double span = highs[gear] - lows[gear];
-    return 6500.0 + 5500.0 * (kmh - lows[gear]) / span;
-}
-
-/* `v` rounded to `scale` steps per unit (100: hundredths), so that it prints short. */
-static double round_to(double v, double scale) {
-    return round(v * scale) / scale;
-}
-
-#define CHANNELS 19
-
-/* Advances a car by dt seconds and returns its sample (an object in `arena`). */
-static rv_value_t *step_car(rv_arena_t *arena, car_t *car, double dt, int64_t t_ns) {
-    int lap = (int)(car->distance_m / LAP_METRES) + 1;
-    double fraction = fmod(car->distance_m, LAP_METRES) / LAP_METRES;
-    double target = target_speed(fraction, car->pace);
-    double accel = target > car->speed_kmh ? 45.0 : -140.0; /* km/h per second */
-    double next = car->speed_kmh + accel * dt;
-    if ((accel > 0 && next > target) || (accel < 0 && next < target)) {
-        next = target;
-    }
-    double throttle = accel > 0 ? 100.0 : 0.0;
-    double brake = accel < 0 ? (car->speed_kmh - next) / (140.0 * dt) : 0.0; /* 0..1 */
-    car->speed_kmh = next + noise() * 0.4;
-    car->distance_m += car->speed_kmh / 3.6 * dt;
-    car->gear = gear_for(car->speed_kmh);
-    car->fuel_kg -= 0.00055 * car->speed_kmh * dt;
-    for (int i = 0; i < 4; i++) {
-        car->tyre_c[i] += (car->speed_kmh / 300.0 - 0.45) * dt * 0.8 + noise() * 0.05;
-    }
-    /* The driven rear wheels spin faster than the car under power, most in low gears. */
-    double slip = accel > 0 ? 0.01 + 0.06 / car->gear : -0.004;
-    double wheel = car->speed_kmh * (1.0 + slip + noise() * 0.004);
-    double pressure = brake * (80.0 + noise() * 4.0);
-    double bias = 0.57 + noise() * 0.02; /* the front's share of the braking */
-
-    rv_value_t *s = rv_value_new_object(arena, CHANNELS);
-    struct {
-        const char *name;
-        rv_value_t *v;
-    } fields[CHANNELS] = {
-        {"car", rv_value_new_string_ref(arena, car->id, strlen(car->id))},
-        {"lap", rv_value_new_int(arena, lap)},
-        {"t_ns", rv_value_new_int(arena, t_ns)},
-        {"distance_m", rv_value_new_double(arena, round_to(car->distance_m, 100.0))},
-        {"speed_kmh", rv_value_new_double(arena, round_to(car->speed_kmh, 1000.0))},
-        {"rear_wheel_kmh", rv_value_new_double(arena, round_to(wheel, 1000.0))},
-        {"rpm", rv_value_new_int(arena, (int64_t)rpm_for(car->speed_kmh, car->gear))},
-        {"gear", rv_value_new_int(arena, car->gear)},
-        {"throttle_pct", rv_value_new_double(arena, throttle)},
-        {"brake_front_bar", rv_value_new_double(arena, round_to(pressure * bias, 10.0))},
-        {"brake_rear_bar", rv_value_new_double(arena, round_to(pressure * (1.0 - bias), 10.0))},
-        {"drs", rv_value_new_bool(arena, fraction > 0.02 && fraction < 0.09)},
-        {"tyre_fl_c", rv_value_new_double(arena, round_to(car->tyre_c[0], 10.0))},
-        {"tyre_fr_c", rv_value_new_double(arena, round_to(car->tyre_c[1], 10.0))},
-        {"tyre_rl_c", rv_value_new_double(arena, round_to(car->tyre_c[2], 10.0))},
-        {"tyre_rr_c", rv_value_new_double(arena, round_to(car->tyre_c[3], 10.0))},
-        {"fuel_kg", rv_value_new_double(arena, round_to(car->fuel_kg, 1000.0))},
-        {"g_lat", rv_value_new_double(arena, round_to(sin(fraction * 60.0) * 3.5, 100.0))},
-        {"g_long", rv_value_new_double(arena, round_to(accel / 3.6 / 9.81, 100.0))},
-    };
-    for (size_t i = 0; i < CHANNELS; i++) {
-        if (!fields[i].v ||
-            rv_value_set(arena, s, fields[i].name, strlen(fields[i].name), fields[i].v) != RV_OK) {
-            return NULL;
-        }
-    }
-    return s;
-}
-
 static void usage(FILE *out) {
     fprintf(out,
             "usage: rivulet demo [-b URL] [-X name=value] [--cars N] [--laps N] [--rate HZ]\n"
             "                    [--seed N] [--metrics[=SECONDS]]\n\n"
-            "Simulates a motorsport session into the topic '" TOPIC "', then runs an\n"
-            "application (consumer group '" GROUP "') whose dataframe pipeline derives channels\n"
-            "('" DERIVED "'), detects events ('" EVENTS "') and summarises every car and lap\n"
-            "('" LAPS "'). Every topic is recreated on each run.\n"
+            "Simulates a motorsport session, one telemetry stream per car, into the topic\n"
+            "'" TOPIC "', then runs an application (consumer group '" GROUP "') whose\n"
+            "dataframe pipeline derives channels ('" DERIVED "'), detects events\n"
+            "('" EVENTS "'), summarises every car and second with a window ('" SUMMARY "')\n"
+            "and every car and lap ('" LAPS "'). Every topic is recreated on each run; the\n"
+            "window's state goes under state.dir (default: the broker directory + '.state').\n"
             "  -b URL       broker (default local:./rivulet-data)\n"
             "  -X name=value  a property for the broker and the application (app.threads, ...)\n"
             "  --cars N     cars on track (1..%d, default 4)\n"
             "  --laps N     laps per car (1..%d, default 5)\n"
-            "  --rate HZ    samples per second per car (1..1000, default 100)\n"
+            "  --rate HZ    samples per second per car (10..1000, a multiple of 10; default 100)\n"
             "  --seed N     the simulation's seed (default 1): a seed always gives the same data\n"
             "  --metrics[=SECONDS]  print the application's counters to stderr every SECONDS\n"
             "               (default 1; 0: only at the end) and when it stops\n",
             MAX_CARS, MAX_LAPS);
 }
 
-typedef struct produced_s {
-    int64_t ok;
-    int64_t failed;
-    rv_err_t first_error;
-} produced_t;
-
-static void on_delivery(void *opaque, const rv_record_t *rec, rv_err_t err, void *rec_opaque) {
-    produced_t *p = opaque;
-    (void)rec;
-    (void)rec_opaque;
-    if (err == RV_OK) {
-        p->ok++;
-    } else if (p->failed++ == 0) {
-        p->first_error = err;
-    }
-}
-
-/* Sends a record, waiting out a full queue; prints why on failure. */
-static int send_record(rv_producer_t *p, const rv_record_t *rec) {
-    rv_err_t e;
-    while ((e = rv_producer_send(p, rec, NULL)) == RV_ERR_AGAIN) {
-        rv_producer_poll(p, 10);
-    }
-    if (e != RV_OK) {
-        return cli_fail(CLI_FAILED, COMMAND, "sending to '%s' failed: %s", rec->topic,
-                        rv_err_str(e));
-    }
-    return 0;
-}
-
-/* Flushes and checks every delivery report; prints why on failure. */
-static int flush_checked(rv_producer_t *p, const produced_t *produced, const char *topic) {
-    rv_error_t *err = NULL;
-    if (rv_producer_flush(p, 60000, &err) != RV_OK) {
-        return cli_fail_error(CLI_FAILED, COMMAND, err);
-    }
-    if (produced->failed) {
-        return cli_fail(CLI_FAILED, COMMAND, "%lld records were not stored in '%s': %s",
-                        (long long)produced->failed, topic, rv_err_str(produced->first_error));
-    }
-    return 0;
-}
-
-/* Writes the simulated session; returns the number of records or -1 after printing why. */
-static int64_t write_session(rv_broker_t *broker, const demo_opts_t *o, int64_t start_ns,
-                             int64_t period_ns, int64_t *bytes) {
-    rv_error_t *err = NULL;
-    produced_t produced = {0};
-    rv_producer_opts_t popts = {.delivery_cb = on_delivery, .opaque = &produced};
-    rv_producer_t *p = rv_producer_new(broker, &popts, &err);
-    if (!p) {
-        cli_fail_error(CLI_FAILED, COMMAND, err);
-        return -1;
-    }
-    seed_rng(o->seed);
-    car_t cars[MAX_CARS];
-    for (int c = 0; c < o->cars; c++) {
-        memset(&cars[c], 0, sizeof cars[c]);
-        snprintf(cars[c].id, sizeof cars[c].id, "car-%02d", c + 1);
-        cars[c].pace = 1.0 - 0.012 * c + noise() * 0.004;
-        cars[c].speed_kmh = 180.0;
-        cars[c].distance_m = -40.0 * c; /* staggered grid */
-        cars[c].fuel_kg = 100.0;
-        for (int i = 0; i < 4; i++) {
-            cars[c].tyre_c[i] = 85.0;
-        }
-    }
-    rv_arena_t *arena = rv_arena_new(0);
-    rv_strbuf_t json = RV_STRBUF_INIT;
-    double dt = 1.0 / o->rate_hz;
-    int64_t records = 0;
-    int finished = 0;
-    for (int64_t tick = 0; arena && finished < o->cars; tick++) {
-        int64_t t_ns = start_ns + tick * period_ns;
-        finished = 0;
-        rv_arena_reset(arena);
-        for (int c = 0; c < o->cars; c++) {
-            if (cars[c].distance_m >= LAP_METRES * o->laps) {
-                finished++;
-                continue;
-            }
-            rv_value_t *sample = step_car(arena, &cars[c], dt, t_ns);
-            rv_strbuf_clear(&json);
-            if (!sample) {
-                cli_fail(CLI_FAILED, COMMAND, "out of memory");
-                records = -1;
-                goto out;
-            }
-            if (rv_json_write(&json, sample, RV_JSON_COMPACT, &err) != RV_OK) {
-                cli_fail_error(CLI_FAILED, COMMAND, err);
-                records = -1;
-                goto out;
-            }
-            rv_record_t rec = {.topic = TOPIC,
-                               .partition = RV_PARTITION_ANY,
-                               .timestamp_ms = t_ns / 1000000,
-                               .key = cars[c].id,
-                               .key_len = strlen(cars[c].id),
-                               .value = json.data,
-                               .value_len = json.len};
-            if (send_record(p, &rec)) {
-                records = -1;
-                goto out;
-            }
-            records++;
-            *bytes += (int64_t)json.len;
-        }
-    }
-    if (!arena) {
-        cli_fail(CLI_FAILED, COMMAND, "out of memory");
-        records = -1;
-    } else if (flush_checked(p, &produced, TOPIC)) {
-        records = -1;
-    }
-out:
-    rv_producer_close(p);
-    rv_strbuf_free(&json);
-    rv_arena_destroy(arena);
-    return records;
-}
-
 /* ---- the pipeline's functions ------------------------------------------------------------ */
 
-/* The car (0-based) and lap (1-based) of a sample, or -1 when they are out of range. */
+/* The car (0-based) and lap (1-based) of a row, or -1 when they are out of range. */
 static int car_of(const demo_t *d, const rv_value_t *v, int *lap) {
     const char *car = rv_value_str(rv_value_get_cstr(v, "car"), NULL);
     int no = car && strncmp(car, "car-", 4) == 0 ? atoi(car + 4) : 0;
@@ -344,16 +119,289 @@ static int car_of(const demo_t *d, const rv_value_t *v, int *lap) {
     return no - 1;
 }
 
-/* The stats of the sample's car and lap, failing the record when it names neither. */
+/* The stats of the row's car and lap, failing the record when it names neither. */
 static lap_stats_t *stats_of(rv_ctx_t *ctx, demo_t *d, const rv_value_t *v, int *car) {
     int lap;
     *car = car_of(d, v, &lap);
     if (*car < 0) {
-        rv_ctx_fail(ctx, "the sample names no car of 1..%d or no lap of 1..%d", d->o->cars,
+        rv_ctx_fail(ctx, "the record names no car of 1..%d or no lap of 1..%d", d->o->cars,
                     d->o->laps);
         return NULL;
     }
     return &d->stats[*car * MAX_LAPS + (lap - 1)];
+}
+
+/* Sets member `name` of `obj`; false when memory is exhausted. */
+static bool put(rv_arena_t *a, rv_value_t *obj, const char *name, rv_value_t *v) {
+    return v && rv_value_set(a, obj, name, strlen(name), v) == RV_OK;
+}
+
+static bool is_packet(const rv_value_t *v, const char *type) {
+    const char *t = rv_value_str(rv_value_get_cstr(v, "type"), NULL);
+    return t && strcmp(t, type) == 0;
+}
+
+/* The car (0-based) of a packet's stream, or -1. */
+static int stream_car(const demo_t *d, const rv_value_t *v) {
+    const char *id = rv_value_str(rv_value_get_cstr(v, "stream_id"), NULL);
+    int no = id && strncmp(id, "car-", 4) == 0 ? atoi(id + 4) : 0;
+    return no >= 1 && no <= d->o->cars ? no - 1 : -1;
+}
+
+/* Keeps a data_format packet's parameter ids: the protobuf wire leaves the names of a frame's
+ * columns out when its data format gives them, and a packet decoded on its own (as the
+ * `telemetry` serialiser does) calls them "#0", "#1", ... by their place in the format. */
+static int keep_format(rv_ctx_t *ctx, demo_t *d, const rv_value_t *v) {
+    int car = stream_car(d, v);
+    const rv_value_t *ids = rv_value_get_cstr(v, "parameter_ids");
+    size_t n = rv_value_len(ids);
+    if (car < 0 || n > NPARAMS) {
+        rv_ctx_fail(ctx, "a data format of no car of 1..%d, or of more than %d parameters",
+                    d->o->cars, NPARAMS);
+        return -1;
+    }
+    car_state_t *c = &d->cars[car];
+    c->format_id = rv_value_int(rv_value_get_cstr(v, "format_id"));
+    c->nformat = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = rv_value_str(rv_value_at(ids, i), NULL);
+        snprintf(c->format[i], sizeof c->format[i], "%s", id ? id : "");
+    }
+    return 0;
+}
+
+/* The name of a frame's column key: itself, or for "#k" the k-th id of the car's format. */
+static const char *column_name(const car_state_t *c, int64_t format_id, const char *key,
+                               size_t *len) {
+    if (key[0] != '#' || format_id != c->format_id) {
+        return key;
+    }
+    int k = atoi(key + 1);
+    if (k < 0 || k >= c->nformat) {
+        return key;
+    }
+    *len = strlen(c->format[k]);
+    return c->format[k];
+}
+
+/* expand: a frame packet into one record per row, {"car", "lap", "t_ns", <channels>}, its
+ * values taken from the row as they are (slow channels only in the rows that hold them); a
+ * data format is kept for the frames that follow; other packets give nothing. */
+static rv_value_t *frame_rows(rv_ctx_t *ctx, rv_value_t *v, void *opaque) {
+    demo_t *d = opaque;
+    rv_arena_t *a = rv_ctx_arena(ctx);
+    if (is_packet(v, "data_format") && keep_format(ctx, d, v) != 0) {
+        return NULL;
+    }
+    const rv_value_t *rows = is_packet(v, "frame") ? rv_value_get_cstr(v, "rows") : NULL;
+    size_t n = rows ? rv_value_len(rows) : 0;
+    int car = n ? stream_car(d, v) : 0;
+    if (car < 0) {
+        rv_ctx_fail(ctx, "a frame of no car of 1..%d", d->o->cars);
+        return NULL;
+    }
+    const car_state_t *cs = &d->cars[car];
+    int64_t format_id = rv_value_int(rv_value_get_cstr(v, "format_id"));
+    rv_value_t *out = rv_value_new_array(a, n);
+    rv_value_t *id = rv_value_get_cstr(v, "stream_id");
+    for (size_t i = 0; out && i < n; i++) {
+        const rv_value_t *row = rv_value_at(rows, i);
+        const rv_value_t *values = rv_value_get_cstr(row, "values");
+        const char *lap =
+            rv_value_str(rv_value_get_cstr(rv_value_get_cstr(row, "tags"), "lap"), NULL);
+        size_t nv = values ? rv_value_len(values) : 0;
+        rv_value_t *r = rv_value_new_object(a, 3 + nv);
+        bool ok = r && put(a, r, "car", id) &&
+                  put(a, r, "lap", rv_value_new_int(a, lap ? atoi(lap) : 0)) &&
+                  put(a, r, "t_ns", rv_value_get_cstr(row, "time"));
+        for (size_t j = 0; ok && j < nv; j++) {
+            const char *key;
+            size_t len;
+            rv_value_t *x = rv_value_member_at(values, j, &key, &len);
+            const char *name = column_name(cs, format_id, key, &len);
+            ok = x && rv_value_set(a, r, name, len, x) == RV_OK;
+        }
+        if (!ok || rv_value_append(a, out, r) != RV_OK) {
+            out = NULL;
+        }
+    }
+    if (!out) {
+        rv_ctx_fail(ctx, "out of memory expanding a frame");
+    }
+    return out;
+}
+
+/* What the resampler makes of each 100 ms: means of the analogue channels, the last gear and
+ * distance, the highest rpm. */
+static const rv_tinterp_param_t resampled[] = {
+    {.name = "speed_kmh", .agg = RV_TAGG_MEAN},
+    {.name = "rear_wheel_kmh", .agg = RV_TAGG_MEAN},
+    {.name = "throttle_pct", .agg = RV_TAGG_MEAN},
+    {.name = "brake_front_bar", .agg = RV_TAGG_MEAN},
+    {.name = "brake_rear_bar", .agg = RV_TAGG_MEAN},
+    {.name = "rpm", .agg = RV_TAGG_MAX},
+    {.name = "gear", .agg = RV_TAGG_LAST},
+    {.name = "distance_m", .agg = RV_TAGG_LAST},
+};
+#define NRESAMPLED (sizeof resampled / sizeof resampled[0])
+
+/* The resampler's output: one record per grid point, {"car", "lap", "t_ns", <channels>}. */
+static rv_err_t on_resampled(void *opaque, const rv_tframe_t *f) {
+    car_state_t *c = opaque;
+    rv_arena_t *a = c->out_arena;
+    for (size_t i = 0; i < f->rows; i++) {
+        rv_value_t *r = rv_value_new_object(a, 3 + NRESAMPLED);
+        bool ok = r && put(a, r, "car", (rv_value_t *)c->id) &&
+                  put(a, r, "t_ns", rv_value_new_int(a, f->timestamps[i]));
+        for (size_t k = 0; ok && k < NRESAMPLED && k < f->column_count; k++) {
+            const rv_tcolumn_t *col = &f->columns[k];
+            if (!rv_tcolumn_has(col, i)) {
+                continue;
+            }
+            double x = col->v.d[i];
+            bool whole =
+                strcmp(resampled[k].name, "gear") == 0 || strcmp(resampled[k].name, "rpm") == 0;
+            ok = put(a, r, resampled[k].name,
+                     whole ? rv_value_new_int(a, (int64_t)x)
+                           : rv_value_new_double(a, demo_round_to(x, 1000.0)));
+            if (ok && strcmp(resampled[k].name, "distance_m") == 0) {
+                ok = put(a, r, "lap", rv_value_new_int(a, (int64_t)(x / LAP_METRES) + 1));
+            }
+        }
+        if (!ok || rv_value_append(a, c->out, r) != RV_OK) {
+            return RV_ERR_NOMEM;
+        }
+    }
+    return RV_OK;
+}
+
+/* expand: feeds a frame's rows (channels named, see frame_rows) to the car's resampler and
+ * returns the grid points it completed; at the stream's end, the last one. */
+static rv_value_t *resample_rows(rv_ctx_t *ctx, rv_value_t *v, void *opaque) {
+    demo_t *d = opaque;
+    rv_arena_t *a = rv_ctx_arena(ctx);
+    rv_value_t *out = rv_value_new_array(a, 2);
+    bool frame = is_packet(v, "frame"), end = is_packet(v, "stream_end");
+    int car = frame || end ? stream_car(d, v) : 0;
+    if (!out || car < 0) {
+        rv_ctx_fail(ctx, !out ? "out of memory" : "a packet of no car of 1..%d", d->o->cars);
+        return NULL;
+    }
+    car_state_t *c = &d->cars[car];
+    if (!frame && !(end && c->ip)) {
+        return out;
+    }
+    rv_error_t *err = NULL;
+    rv_err_t e = RV_OK;
+    if (!c->ip) {
+        rv_tinterp_opts_t io = {.period_ns = 1000000000 / DERIVED_HZ,
+                                .params = resampled,
+                                .param_count = NRESAMPLED,
+                                .emit = on_resampled,
+                                .opaque = c};
+        c->b = rv_tframe_builder_new();
+        e = c->b ? rv_tinterp_new(&io, &c->ip, &err) : RV_ERR_NOMEM;
+    }
+    c->out_arena = a;
+    c->out = out;
+    c->id = rv_value_get_cstr(v, "stream_id");
+    if (e == RV_OK && end) {
+        e = rv_tinterp_flush(c->ip, &err);
+    } else if (e == RV_OK) {
+        const rv_value_t *rows = rv_value_get_cstr(v, "rows");
+        int64_t format_id = rv_value_int(rv_value_get_cstr(v, "format_id"));
+        for (size_t i = 0; e == RV_OK && i < rv_value_len(rows); i++) {
+            const rv_value_t *row = rv_value_at(rows, i);
+            const rv_value_t *values = rv_value_get_cstr(row, "values");
+            e = rv_tframe_builder_add_row(c->b, rv_value_int(rv_value_get_cstr(row, "time")));
+            for (size_t j = 0; e == RV_OK && j < rv_value_len(values); j++) {
+                const char *key;
+                size_t len;
+                rv_value_t *x = rv_value_member_at(values, j, &key, &len);
+                const char *name = column_name(c, format_id, key, &len);
+                int col = rv_tframe_builder_column(c->b, name, RV_TCOL_DOUBLE);
+                e = col < 0 ? RV_ERR_NOMEM
+                            : rv_tframe_builder_set_double(c->b, col, rv_value_double(x));
+            }
+        }
+        const rv_tframe_t *f = NULL;
+        if (e == RV_OK) {
+            e = rv_tframe_builder_finish(c->b, a, 0, &f);
+        }
+        if (e == RV_OK) {
+            e = rv_tinterp_feed(c->ip, f, &err);
+        }
+    }
+    if (end || e != RV_OK) { /* the stream is over (or broken): a new one starts afresh */
+        rv_tinterp_destroy(c->ip);
+        rv_tframe_builder_destroy(c->b);
+        c->ip = NULL;
+        c->b = NULL;
+    }
+    if (e != RV_OK) {
+        rv_ctx_fail(ctx, "resampling: %s", err ? rv_error_message(err) : rv_err_str(e));
+        rv_error_destroy(err);
+        return NULL;
+    }
+    return out;
+}
+
+/* expand: a lap marker into {"car", "lap", "start_ns", "end_ns"}; other packets into nothing. */
+static rv_value_t *lap_markers(rv_ctx_t *ctx, rv_value_t *v, void *opaque) {
+    (void)opaque;
+    rv_arena_t *a = rv_ctx_arena(ctx);
+    const rv_value_t *ms = is_packet(v, "markers") ? rv_value_get_cstr(v, "markers") : NULL;
+    size_t n = ms ? rv_value_len(ms) : 0;
+    rv_value_t *out = rv_value_new_array(a, n);
+    for (size_t i = 0; out && i < n; i++) {
+        const rv_value_t *m = rv_value_at(ms, i);
+        const char *kind = rv_value_str(rv_value_get_cstr(m, "kind"), NULL);
+        const char *label = rv_value_str(rv_value_get_cstr(m, "label"), NULL);
+        if (!kind || strcmp(kind, "lap") != 0 || !label || strncmp(label, "Lap ", 4) != 0) {
+            continue;
+        }
+        rv_value_t *r = rv_value_new_object(a, 4);
+        if (!r || !put(a, r, "car", rv_value_get_cstr(v, "stream_id")) ||
+            !put(a, r, "lap", rv_value_new_int(a, atoi(label + 4))) ||
+            !put(a, r, "start_ns", rv_value_get_cstr(m, "start_time")) ||
+            !put(a, r, "end_ns", rv_value_get_cstr(m, "end_time")) ||
+            rv_value_append(a, out, r) != RV_OK) {
+            out = NULL;
+        }
+    }
+    if (!out) {
+        rv_ctx_fail(ctx, "out of memory expanding markers");
+    }
+    return out;
+}
+
+/* expand: a coverage packet into one record {"car", "t_ns"} timed a window and the grace past
+ * the coverage, so that event time closes every window of the data before it; the record
+ * carries no channel, so it adds nothing to the window it opens (which never closes). */
+static rv_value_t *coverage_tick(rv_ctx_t *ctx, rv_value_t *v, void *opaque) {
+    (void)opaque;
+    rv_arena_t *a = rv_ctx_arena(ctx);
+    rv_value_t *out = rv_value_new_array(a, 1);
+    if (out && is_packet(v, "coverage")) {
+        int64_t until = rv_value_int(rv_value_get_cstr(v, "until"));
+        int64_t t = until + (int64_t)(WINDOW_MS + GRACE_MS) * 1000000;
+        rv_value_t *r = rv_value_new_object(a, 2);
+        if (!r || !put(a, r, "car", rv_value_get_cstr(v, "stream_id")) ||
+            !put(a, r, "t_ns", rv_value_new_int(a, t)) || rv_value_append(a, out, r) != RV_OK) {
+            out = NULL;
+        }
+    }
+    if (!out) {
+        rv_ctx_fail(ctx, "out of memory expanding coverage");
+    }
+    return out;
+}
+
+/* set_timestamp: the row's time in ms. */
+static rv_value_t *row_ms(rv_ctx_t *ctx, const rv_value_t *v, void *opaque) {
+    (void)opaque;
+    return rv_value_new_int(rv_ctx_arena(ctx),
+                            rv_value_int(rv_value_get_cstr(v, "t_ns")) / 1000000);
 }
 
 static double num(const rv_value_t *v, const char *name) {
@@ -363,7 +411,7 @@ static double num(const rv_value_t *v, const char *name) {
 /* set_field speed_ms: the speed in metres per second. */
 static rv_value_t *speed_ms(rv_ctx_t *ctx, const rv_value_t *v, void *opaque) {
     (void)opaque;
-    return rv_value_new_double(rv_ctx_arena(ctx), round_to(num(v, "speed_kmh") / 3.6, 1000.0));
+    return rv_value_new_double(rv_ctx_arena(ctx), demo_round_to(num(v, "speed_kmh") / 3.6, 1000.0));
 }
 
 /* set_field wheel_slip_pct: how much faster the driven wheels turn than the car moves. */
@@ -373,7 +421,8 @@ static rv_value_t *wheel_slip(rv_ctx_t *ctx, const rv_value_t *v, void *opaque) 
     if (car <= 1.0) {
         return rv_value_new_null(rv_ctx_arena(ctx));
     }
-    return rv_value_new_double(rv_ctx_arena(ctx), round_to((wheel - car) / car * 100.0, 100.0));
+    return rv_value_new_double(rv_ctx_arena(ctx),
+                               demo_round_to((wheel - car) / car * 100.0, 100.0));
 }
 
 /* set_field brake_balance_pct: the front's share of the brake pressure (null off the brakes). */
@@ -383,10 +432,11 @@ static rv_value_t *brake_balance(rv_ctx_t *ctx, const rv_value_t *v, void *opaqu
     if (front + rear <= 0.0) {
         return rv_value_new_null(rv_ctx_arena(ctx));
     }
-    return rv_value_new_double(rv_ctx_arena(ctx), round_to(front / (front + rear) * 100.0, 100.0));
+    return rv_value_new_double(rv_ctx_arena(ctx),
+                               demo_round_to(front / (front + rear) * 100.0, 100.0));
 }
 
-/* The sink: per car and lap summaries. */
+/* The sink: per car and lap statistics of the rows. */
 static rv_err_t lap_sink(rv_ctx_t *ctx, const rv_value_t *v, void *opaque) {
     demo_t *d = opaque;
     int car;
@@ -394,13 +444,8 @@ static rv_err_t lap_sink(rv_ctx_t *ctx, const rv_value_t *v, void *opaque) {
     if (!s) {
         return RV_ERR_INVALID_ARG;
     }
-    int64_t t = rv_value_int(rv_value_get_cstr(v, "t_ns"));
     double kmh = num(v, "speed_kmh"), rpm = num(v, "rpm"), slip = num(v, "wheel_slip_pct");
     const rv_value_t *bal = rv_value_get_cstr(v, "brake_balance_pct");
-    if (s->samples == 0) {
-        s->first_ns = t;
-    }
-    s->last_ns = t;
     s->samples++;
     s->speed_sum += kmh;
     s->speed_max = kmh > s->speed_max ? kmh : s->speed_max;
@@ -413,7 +458,7 @@ static rv_err_t lap_sink(rv_ctx_t *ctx, const rv_value_t *v, void *opaque) {
     return RV_OK;
 }
 
-/* filter: keeps the samples whose gear differs from the car's previous sample. */
+/* filter: keeps the rows whose gear differs from the car's previous row. */
 static int gear_changed(rv_ctx_t *ctx, const rv_value_t *v, void *opaque) {
     demo_t *d = opaque;
     int car;
@@ -432,7 +477,7 @@ static int gear_changed(rv_ctx_t *ctx, const rv_value_t *v, void *opaque) {
     return 1;
 }
 
-/* filter (after speed_kmh > FAST_KMH): keeps a fast sample whose predecessor was not fast. */
+/* filter (after speed_kmh > FAST_KMH): keeps a fast row whose predecessor was not fast. */
 static int fast_entry(rv_ctx_t *ctx, const rv_value_t *v, void *opaque) {
     demo_t *d = opaque;
     int car;
@@ -455,12 +500,11 @@ static rv_value_t *event_new(rv_ctx_t *ctx, const rv_value_t *v, const char *typ
     rv_arena_t *a = rv_ctx_arena(ctx);
     rv_value_t *e = rv_value_new_object(a, 5 + extra);
     const char *names[] = {"car", "lap", "t_ns", "speed_kmh"};
-    if (!e || rv_value_set(a, e, "type", 4, rv_value_new_string_ref(a, type, strlen(type)))) {
+    if (!e || !put(a, e, "type", rv_value_new_string_ref(a, type, strlen(type)))) {
         return NULL;
     }
     for (size_t i = 0; i < 4; i++) {
-        rv_value_t *f = rv_value_get_cstr(v, names[i]);
-        if (!f || rv_value_set(a, e, names[i], strlen(names[i]), f) != RV_OK) {
+        if (!put(a, e, names[i], rv_value_get_cstr(v, names[i]))) {
             return NULL;
         }
     }
@@ -473,8 +517,8 @@ static rv_value_t *gear_event(rv_ctx_t *ctx, rv_value_t *v, void *opaque) {
     int lap, car = car_of(d, v, &lap);
     rv_arena_t *a = rv_ctx_arena(ctx);
     rv_value_t *e = car >= 0 ? event_new(ctx, v, "gear_change", 2) : NULL;
-    if (!e || rv_value_set(a, e, "from", 4, rv_value_new_int(a, d->cars[car].from_gear)) ||
-        rv_value_set(a, e, "to", 2, rv_value_new_int(a, d->cars[car].last_gear))) {
+    if (!e || !put(a, e, "from", rv_value_new_int(a, d->cars[car].from_gear)) ||
+        !put(a, e, "to", rv_value_new_int(a, d->cars[car].last_gear))) {
         rv_ctx_fail(ctx, "out of memory building the event");
         return NULL;
     }
@@ -491,18 +535,76 @@ static rv_value_t *fast_event(rv_ctx_t *ctx, rv_value_t *v, void *opaque) {
     return e;
 }
 
+/* apply: a lap marker into the lap's summary (every row of the lap came before its marker). */
+static rv_value_t *lap_summary(rv_ctx_t *ctx, rv_value_t *v, void *opaque) {
+    demo_t *d = opaque;
+    int car;
+    lap_stats_t *s = stats_of(ctx, d, v, &car);
+    if (!s) {
+        return NULL;
+    }
+    s->lap_ns = rv_value_int(rv_value_get_cstr(v, "end_ns")) -
+                rv_value_int(rv_value_get_cstr(v, "start_ns"));
+    rv_arena_t *a = rv_ctx_arena(ctx);
+    int64_t n = s->samples ? s->samples : 1;
+    struct {
+        const char *name;
+        rv_value_t *v;
+    } f[] = {
+        {"time_s", rv_value_new_double(a, demo_round_to((double)s->lap_ns / 1e9, 1000.0))},
+        {"samples", rv_value_new_int(a, s->samples)},
+        {"top_kmh", rv_value_new_double(a, s->speed_max)},
+        {"mean_kmh", rv_value_new_double(a, demo_round_to(s->speed_sum / (double)n, 1000.0))},
+        {"max_rpm", rv_value_new_double(a, s->rpm_max)},
+        {"gear_changes", rv_value_new_int(a, s->gear_changes)},
+        {"entries_over_300_kmh", rv_value_new_int(a, s->fast_entries)},
+        {"max_wheel_slip_pct", rv_value_new_double(a, s->slip_max)},
+        {"mean_brake_balance_pct",
+         s->braking
+             ? rv_value_new_double(a, demo_round_to(s->balance_sum / (double)s->braking, 100.0))
+             : rv_value_new_null(a)},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        if (!put(a, v, f[i].name, f[i].v)) {
+            rv_ctx_fail(ctx, "out of memory building the lap summary");
+            return NULL;
+        }
+    }
+    return v;
+}
+
+/* sink after the window: counts each car's one-second summaries and keeps its fastest second. */
+static rv_err_t second_sink(rv_ctx_t *ctx, const rv_value_t *v, void *opaque) {
+    demo_t *d = opaque;
+    const char *key = rv_value_str(rv_ctx_key(ctx), NULL);
+    int no = key && strncmp(key, "car-", 4) == 0 ? atoi(key + 4) : 0;
+    if (no < 1 || no > d->o->cars) {
+        rv_ctx_fail(ctx, "a window of no car of 1..%d", d->o->cars);
+        return RV_ERR_INVALID_ARG;
+    }
+    car_state_t *c = &d->cars[no - 1];
+    double mean = num(v, "mean_kmh");
+    if (c->windows++ == 0 || mean > c->best_second) {
+        c->best_second = mean;
+        c->best_second_at = rv_value_int(rv_value_get_cstr(v, "start"));
+    }
+    return RV_OK;
+}
+
 /* ---- topics and the application ----------------------------------------------------------- */
 
 static const struct {
     const char *name;
     const char *what;
 } demo_topics[] = {
-    {TOPIC, "the simulated samples (input), JSON keyed by car"},
-    {DERIVED, "the samples' main channels with the derived ones"},
-    {EVENTS, "gear changes and entries above 300 km/h"},
-    {LAPS, "one summary per car and lap"},
+    {TOPIC, "the telemetry streams (input), one per car, protobuf"},
+    {DERIVED, "the main channels resampled to 10 Hz, with the derived ones"},
+    {EVENTS, "gear changes and entries above 300 km/h, JSON"},
+    {SUMMARY, "one summary per car and second (1 s tumbling window)"},
+    {LAPS, "one summary per car and lap (at its lap marker)"},
 };
 #define NTOPICS (sizeof demo_topics / sizeof demo_topics[0])
+#define CHANGELOG GROUP "--changelog--" TOPIC "--" STORE
 
 /* The application's log lines (warnings and errors only) and failed records go to stderr. */
 static void app_log(void *opaque, rv_log_level_t level, const char *subsystem, const char *msg) {
@@ -518,17 +620,39 @@ static void app_error(void *opaque, rv_err_t code, const char *message) {
     fprintf(stderr, "rivulet " COMMAND ": a record failed (%s): %s\n", rv_err_name(code), message);
 }
 
-/* Deletes and creates every topic of the demo, so a run never appends to an earlier one. */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Deletes the window's store directory of an earlier run (its changelog goes with the topics):
+ * state.dir/GROUP/TOPIC/STORE. */
+static int reset_state(const char *state_dir) {
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s/%s/%s", state_dir, GROUP, TOPIC, STORE);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        return cli_fail(CLI_FAILED, COMMAND, "state.dir '%s' is too long", state_dir);
+    }
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT) {
+        return cli_fail(CLI_FAILED, COMMAND, "removing the demo's old state '%s': %s", path,
+                        strerror(errno));
+    }
+    return 0;
+}
+
+/* Deletes and creates every topic of the demo (and deletes the window's changelog), so a run
+ * never appends to an earlier one. */
 static int recreate_topics(rv_broker_t *broker) {
-    for (size_t i = 0; i < NTOPICS; i++) {
+    for (size_t i = 0; i <= NTOPICS; i++) {
+        const char *name = i < NTOPICS ? demo_topics[i].name : CHANGELOG;
         rv_error_t *err = NULL;
-        rv_err_t e = rv_broker_delete_topic(broker, demo_topics[i].name, &err);
+        rv_err_t e = rv_broker_delete_topic(broker, name, &err);
         if (e != RV_OK && e != RV_ERR_NOT_FOUND) {
             return cli_fail_error(CLI_FAILED, COMMAND, err);
         }
         rv_error_destroy(err);
         err = NULL;
-        if (rv_broker_create_topic(broker, demo_topics[i].name, PARTITIONS, NULL, &err) != RV_OK) {
+        if (i < NTOPICS && rv_broker_create_topic(broker, name, PARTITIONS, NULL, &err) != RV_OK) {
             return cli_fail_error(CLI_FAILED, COMMAND, err);
         }
     }
@@ -558,23 +682,50 @@ static int reset_group(rv_broker_t *broker) {
 /* Builds the dataframe graph (see the file comment). A topic that cannot be declared fails
  * here (false, *err says why); an operator's bad argument surfaces from rv_app_run(). */
 static bool build_pipeline(rv_app_t *app, demo_t *d, rv_error_t **err) {
+    rv_topic_opts_t in = {
+        .key_serde = "string", .value_serde = "telemetry", .partitions = PARTITIONS};
     rv_topic_opts_t keyed = {
         .key_serde = "string", .value_serde = "json", .partitions = PARTITIONS};
-    rv_topic_t *telemetry = rv_app_topic(app, TOPIC, &keyed, err);
+    rv_topic_t *telemetry = rv_app_topic(app, TOPIC, &in, err);
     rv_topic_t *derived = telemetry ? rv_app_topic(app, DERIVED, &keyed, err) : NULL;
     rv_topic_t *events = derived ? rv_app_topic(app, EVENTS, &keyed, err) : NULL;
-    if (!events) {
+    rv_topic_t *summary = events ? rv_app_topic(app, SUMMARY, &keyed, err) : NULL;
+    rv_topic_t *laps = summary ? rv_app_topic(app, LAPS, &keyed, err) : NULL;
+    if (!laps) {
         return false;
     }
-    rv_df_t *x = rv_app_dataframe(app, telemetry);
-    x = rv_df_set_field(x, "speed_ms", speed_ms, d);
+    rv_df_t *packets = rv_app_dataframe(app, telemetry);
+    rv_df_t *rows = rv_df_expand(packets, frame_rows, d);
+
+    /* Branch 1: one summary per car and second, closed at the end by the coverage packets. */
+    rv_df_t *ticks = rv_df_expand(packets, coverage_tick, d);
+    rv_df_t *timed[] = {rows, ticks};
+    rv_df_t *w = rows && ticks ? rv_df_concat(timed, 2) : NULL;
+    w = rv_df_set_timestamp(w, row_ms, d);
+    rv_window_opts_t wo = {.name = STORE,
+                           .type = RV_WINDOW_TUMBLING,
+                           .size = WINDOW_MS,
+                           .grace_ms = GRACE_MS,
+                           .emit = RV_EMIT_FINAL};
+    rv_agg_t aggs[] = {{.name = "mean_kmh", .kind = RV_AGG_MEAN, .field = "speed_kmh"},
+                       {.name = "max_kmh", .kind = RV_AGG_MAX, .field = "speed_kmh"},
+                       {.name = "max_rpm", .kind = RV_AGG_MAX, .field = "rpm"},
+                       {.name = "mean_throttle_pct", .kind = RV_AGG_MEAN, .field = "throttle_pct"},
+                       {.name = "samples", .kind = RV_AGG_COUNT, .field = "speed_kmh"}};
+    w = rv_df_window(w, &wo, aggs, sizeof aggs / sizeof aggs[0]);
+    rv_df_sink(rv_df_to_topic(w, summary), second_sink, d);
+
+    /* The derived channels, which the lap statistics and the derived topic read. */
+    rv_df_t *x = rv_df_set_field(rows, "speed_ms", speed_ms, d);
     x = rv_df_set_field(x, "wheel_slip_pct", wheel_slip, d);
     x = rv_df_set_field(x, "brake_balance_pct", brake_balance, d);
 
-    /* Branch 1: the lap summaries. */
+    /* Branch 2: the lap statistics; the lap markers turn them into summaries. */
     rv_df_sink(x, lap_sink, d);
+    rv_df_t *marks = rv_df_expand(packets, lap_markers, d);
+    rv_df_to_topic(rv_df_apply(marks, lap_summary, d), laps);
 
-    /* Branches 2 and 3: events, merged into one topic. */
+    /* Branches 3 and 4: events, merged into one topic. */
     rv_df_t *gears = rv_df_filter(x, gear_changed, d);
     gears = rv_df_apply(gears, gear_event, d);
     rv_arena_t *arena = rv_arena_new(0);
@@ -586,95 +737,19 @@ static bool build_pipeline(rv_app_t *app, demo_t *d, rv_error_t **err) {
     rv_df_t *both[] = {gears, fast};
     rv_df_to_topic(gears && fast ? rv_df_concat(both, 2) : NULL, events);
 
-    /* Branch 4 (last: it changes the value in place, so no copy is needed): the derived
-     * channels with the main ones. */
+    /* Branch 5: the channels resampled to DERIVED_HZ, with the derived ones. */
+    rv_df_t *r = rv_df_expand(packets, resample_rows, d);
+    r = rv_df_set_field(r, "speed_ms", speed_ms, d);
+    r = rv_df_set_field(r, "wheel_slip_pct", wheel_slip, d);
+    r = rv_df_set_field(r, "brake_balance_pct", brake_balance, d);
     static const char *const keep[] = {
-        "car",  "lap",          "t_ns",           "speed_kmh",        "speed_ms",
-        "gear", "throttle_pct", "wheel_slip_pct", "brake_balance_pct"};
-    rv_df_to_topic(rv_df_select(x, keep, sizeof keep / sizeof keep[0]), derived);
+        "car", "lap",  "t_ns",         "speed_kmh",      "speed_ms",
+        "rpm", "gear", "throttle_pct", "wheel_slip_pct", "brake_balance_pct"};
+    rv_df_to_topic(rv_df_select(r, keep, sizeof keep / sizeof keep[0]), derived);
     return true;
 }
 
 /* ---- after the run ------------------------------------------------------------------------ */
-
-static double lap_seconds(const lap_stats_t *s, const demo_opts_t *o) {
-    return (double)(s->last_ns - s->first_ns) / 1e9 + 1.0 / o->rate_hz;
-}
-
-/* Writes one summary per car and lap to LAPS; returns how many, or -1 after printing why. */
-static int64_t write_laps(rv_broker_t *broker, const demo_t *d) {
-    rv_error_t *err = NULL;
-    produced_t produced = {0};
-    rv_producer_opts_t popts = {.delivery_cb = on_delivery, .opaque = &produced};
-    rv_producer_t *p = rv_producer_new(broker, &popts, &err);
-    if (!p) {
-        cli_fail_error(CLI_FAILED, COMMAND, err);
-        return -1;
-    }
-    rv_arena_t *a = rv_arena_new(0);
-    rv_strbuf_t json = RV_STRBUF_INIT;
-    int64_t n = 0;
-    for (int c = 0; a && c < d->o->cars && n >= 0; c++) {
-        for (int l = 0; l < d->o->laps && n >= 0; l++) {
-            const lap_stats_t *s = &d->stats[c * MAX_LAPS + l];
-            if (!s->samples) {
-                continue;
-            }
-            char car[16];
-            snprintf(car, sizeof car, "car-%02d", c + 1);
-            rv_arena_reset(a);
-            rv_value_t *v = rv_value_new_object(a, 11);
-            struct {
-                const char *name;
-                rv_value_t *v;
-            } f[] = {
-                {"car", rv_value_new_string(a, car, strlen(car))},
-                {"lap", rv_value_new_int(a, l + 1)},
-                {"time_s", rv_value_new_double(a, round_to(lap_seconds(s, d->o), 1000.0))},
-                {"samples", rv_value_new_int(a, s->samples)},
-                {"top_kmh", rv_value_new_double(a, s->speed_max)},
-                {"mean_kmh", rv_value_new_double(a, round_to(s->speed_sum / s->samples, 1000.0))},
-                {"max_rpm", rv_value_new_double(a, s->rpm_max)},
-                {"gear_changes", rv_value_new_int(a, s->gear_changes)},
-                {"entries_over_300_kmh", rv_value_new_int(a, s->fast_entries)},
-                {"max_wheel_slip_pct", rv_value_new_double(a, s->slip_max)},
-                {"mean_brake_balance_pct",
-                 s->braking ? rv_value_new_double(a, round_to(s->balance_sum / s->braking, 100.0))
-                            : rv_value_new_null(a)},
-            };
-            bool ok = v != NULL;
-            for (size_t i = 0; ok && i < sizeof f / sizeof f[0]; i++) {
-                ok = f[i].v && rv_value_set(a, v, f[i].name, strlen(f[i].name), f[i].v) == RV_OK;
-            }
-            rv_strbuf_clear(&json);
-            if (!ok || rv_json_write(&json, v, RV_JSON_COMPACT, &err) != RV_OK) {
-                cli_fail(CLI_FAILED, COMMAND, "writing the summary of %s lap %d: %s", car, l + 1,
-                         err ? rv_error_message(err) : "out of memory");
-                rv_error_destroy(err);
-                n = -1;
-                break;
-            }
-            rv_record_t rec = {.topic = LAPS,
-                               .partition = RV_PARTITION_ANY,
-                               .key = car,
-                               .key_len = strlen(car),
-                               .value = json.data,
-                               .value_len = json.len};
-            n = send_record(p, &rec) ? -1 : n + 1;
-        }
-    }
-    if (!a) {
-        cli_fail(CLI_FAILED, COMMAND, "out of memory");
-        n = -1;
-    }
-    if (n >= 0 && flush_checked(p, &produced, LAPS)) {
-        n = -1;
-    }
-    rv_producer_close(p);
-    rv_strbuf_free(&json);
-    rv_arena_destroy(a);
-    return n;
-}
 
 /* Records stored in a topic (the sum of its partitions' watermark spans), or -1. */
 static int64_t topic_records(rv_broker_t *broker, const char *topic) {
@@ -689,6 +764,33 @@ static int64_t topic_records(rv_broker_t *broker, const char *topic) {
     return total;
 }
 
+/* The sessions of the input topic, as `rivulet sessions` lists them (without the wall-clock
+ * start and end, so that a seed always prints the same table). Returns 0 or prints why. */
+static int print_sessions(rv_broker_t *broker) {
+    rv_error_t *err = NULL;
+    rv_tcatalogue_t *cat = rv_tcatalogue_new();
+    if (!cat) {
+        return cli_fail(CLI_FAILED, COMMAND, "out of memory");
+    }
+    if (rv_tcatalogue_scan(cat, broker, TOPIC, NULL, &err) != RV_OK) {
+        rv_tcatalogue_destroy(cat);
+        return cli_fail_error(CLI_FAILED, COMMAND, err);
+    }
+    printf("sessions in '%s':\n  %-7s %-28s %9s %-6s %7s %6s %7s %6s %7s\n", TOPIC, "STREAM",
+           "NAME", "DURATION", "STATE", "RECORDS", "FRAMES", "ROWS", "EVENTS", "MARKERS");
+    for (size_t i = 0; i < rv_tcatalogue_count(cat); i++) {
+        const rv_tcatalogue_entry_t *e = rv_tcatalogue_entry(cat, i);
+        int64_t d = e->has_start && e->has_end ? e->end - e->start : 0;
+        printf("  %-7s %-28s %5" PRId64 ".%03" PRId64 "s %-6s %7" PRIu64 " %6" PRIu64 " %7" PRIu64
+               " %6" PRIu64 " %7" PRIu64 "\n",
+               e->stream_id, e->name ? e->name : "-", d / 1000000000, d / 1000000 % 1000,
+               e->ended && e->end_type == RV_TSTREAM_CLOSED ? "closed" : "live", e->records,
+               e->frames, e->rows, e->events, e->markers);
+    }
+    rv_tcatalogue_destroy(cat);
+    return 0;
+}
+
 static void print_table(const demo_t *d) {
     const demo_opts_t *o = d->o;
     printf("%-7s %4s %9s %9s %10s %8s %7s %10s %7s %8s\n", "car", "lap", "time s", "top km/h",
@@ -701,7 +803,7 @@ static void print_table(const demo_t *d) {
             if (!s->samples) {
                 continue;
             }
-            double secs = lap_seconds(s, o);
+            double secs = (double)s->lap_ns / 1e9;
             char balance[16] = "-";
             if (s->braking) {
                 snprintf(balance, sizeof balance, "%.1f", s->balance_sum / (double)s->braking);
@@ -717,17 +819,32 @@ static void print_table(const demo_t *d) {
         if (best_lap) {
             printf("car-%02d  best flying lap: lap %d in %.3f s\n", c + 1, best_lap, best);
         }
+        const car_state_t *cs = &d->cars[c];
+        printf("car-%02d  %lld one-second summaries; fastest second: %.1f km/h mean, from "
+               "+%lld s\n",
+               c + 1, (long long)cs->windows, cs->best_second,
+               (long long)((cs->best_second_at - d->start_ns / 1000000) / 1000));
     }
 }
 
-static int parse_count(const char *opt, const char *text, int max, int *out) {
+static int parse_count(const char *opt, const char *text, int min, int max, int *out) {
     int64_t v;
-    if (cli_parse_int64(text, 1, max, &v)) {
-        return cli_fail(CLI_USAGE, COMMAND, "%s needs a number from 1 to %d, not '%s'", opt, max,
-                        text);
+    if (cli_parse_int64(text, min, max, &v)) {
+        return cli_fail(CLI_USAGE, COMMAND, "%s needs a number from %d to %d, not '%s'", opt, min,
+                        max, text);
     }
     *out = (int)v;
     return 0;
+}
+
+/* Where the window's state goes: state.dir when set, else beside a local log's directory. */
+static void state_dir_for(const cli_client_t *client, rv_conf_t *conf) {
+    if (rv_conf_is_set(conf, "state.dir") || strncmp(client->url, "local:", 6) != 0) {
+        return;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s.state", client->url + 6);
+    rv_conf_set(conf, "state.dir", dir, NULL);
 }
 
 /* Runs the demo once the options are known; returns the exit status. */
@@ -740,12 +857,14 @@ static int run_demo(cli_client_t *client, const demo_opts_t *o) {
     if (!rv_conf_is_set(conf, "auto.offset.reset")) {
         rv_conf_set(conf, "auto.offset.reset", "earliest", NULL);
     }
+    state_dir_for(client, conf);
     rv_app_opts_t ao = {.broker_url = client->url,
                         .group = GROUP,
                         .conf = conf,
                         .log_cb = app_log,
                         .on_error = app_error};
     rv_app_t *app = rv_app_new(&ao, &err);
+    int status = app ? reset_state(rv_conf_get(conf, "state.dir")) : CLI_OK;
     rv_conf_destroy(conf);
     if (!app) {
         return cli_fail_error(CLI_FAILED, COMMAND, err);
@@ -753,14 +872,17 @@ static int run_demo(cli_client_t *client, const demo_opts_t *o) {
     rv_broker_t *broker = rv_app_broker(app);
     demo_t d = {.o = o, .period_ns = 1000000000 / o->rate_hz};
     d.stats = calloc((size_t)MAX_CARS * MAX_LAPS, sizeof *d.stats);
-    int status = d.stats ? CLI_OK : cli_fail(CLI_FAILED, COMMAND, "out of memory");
+    if (status == CLI_OK && !d.stats) {
+        status = cli_fail(CLI_FAILED, COMMAND, "out of memory");
+    }
     for (int c = 0; c < MAX_CARS; c++) {
         d.cars[c].last_fast_tick = -2;
     }
     int threads = (int)rv_conf_get_int(client->conf, "app.threads");
-    printf("rivulet %s demo: %d cars, %d laps, %d channels sampled at %d Hz (seed %llu), on %s\n\n",
-           rv_version(), o->cars, o->laps, CHANNELS, o->rate_hz, (unsigned long long)o->seed,
-           client->url);
+    printf("rivulet %s demo: %d cars, %d laps, %d channels (%d at %d Hz, %d at %d Hz), seed "
+           "%llu, on %s\n\n",
+           rv_version(), o->cars, o->laps, NPARAMS, DEMO_FAST_CHANNELS, o->rate_hz,
+           NPARAMS - DEMO_FAST_CHANNELS, SLOW_HZ, (unsigned long long)o->seed, client->url);
     if (status == CLI_OK) {
         status = recreate_topics(broker);
     }
@@ -769,29 +891,43 @@ static int run_demo(cli_client_t *client, const demo_opts_t *o) {
     }
 
     /* The write side. */
-    int64_t bytes = 0, written = -1;
+    demo_written_t wr = {0};
     int64_t t0 = rv_clock_mono_ns();
     if (status == CLI_OK) {
-        d.start_ns = rv_clock_wall_ns() / 1000000 * 1000000; /* whole ms: record timestamps */
-        written = write_session(broker, o, d.start_ns, d.period_ns, &bytes);
-        status = written < 0 ? CLI_FAILED : CLI_OK;
+        d.start_ns = rv_clock_wall_ns() / 1000000000 * 1000000000; /* a whole second */
+        status = demo_write_session(broker, o, d.start_ns, d.period_ns, &wr) ? CLI_FAILED : CLI_OK;
     }
     int64_t t1 = rv_clock_mono_ns();
     if (status == CLI_OK) {
         double secs = (double)(t1 - t0) / 1e9;
-        printf("wrote %lld samples (%.1f MB of JSON) to topic '%s' (%d partitions, keyed by car)\n"
-               "      in %.2f s: %.0f records/s, simulating and encoding included\n",
-               (long long)written, (double)bytes / 1e6, TOPIC, PARTITIONS, secs,
-               (double)written / secs);
+        printf("wrote %d telemetry streams to topic '%s' (%d partitions, keyed by car), "
+               "protobuf, %.1f MB:\n"
+               "      %lld records: %lld frames of %lld samples, %lld gear-change events, %lld lap "
+               "markers\n"
+               "      in %.2f s: %.0f samples/s, simulating and encoding included\n",
+               o->cars, TOPIC, PARTITIONS, (double)wr.bytes / 1e6, (long long)wr.records,
+               (long long)wr.frames, (long long)wr.rows, (long long)wr.events,
+               (long long)wr.markers, secs, (double)wr.rows / secs);
+        status = print_sessions(broker);
+    }
+    if (status == CLI_OK) {
         printf("ran   the application '%s' (consumer group, %d worker thread%s): a dataframe "
-               "pipeline reading '%s'\n"
-               "        set_field speed_ms, wheel_slip_pct, brake_balance_pct (derived channels)\n"
-               "        -> sink: per car and lap summaries\n"
-               "        -> filter (gear changed) -> apply (event) --------------------+\n"
-               "        -> filter_field speed_kmh > 300 -> filter (entry) -> apply (event) -+-> "
-               "to_topic '%s'\n"
-               "        -> select (9 fields) -> to_topic '%s'\n",
-               GROUP, threads > 0 ? threads : 1, threads > 1 ? "s" : "", TOPIC, EVENTS, DERIVED);
+               "pipeline reading '%s' (serialiser 'telemetry')\n"
+               "        expand frames -> one record per sample\n"
+               "          -> window 1 s tumbling per car (coverage closes the last): mean and max "
+               "speed, max rpm -> to_topic '%s'\n"
+               "          -> set_field speed_ms, wheel_slip_pct, brake_balance_pct (derived "
+               "channels)\n"
+               "             -> sink: per car and lap statistics\n"
+               "             -> filter (gear changed) -> apply (event) ---------------------+\n"
+               "             -> filter_field speed_kmh > 300 -> filter (entry) -> apply (event) "
+               "-+-> to_topic '%s'\n"
+               "        expand lap markers -> apply (the lap's statistics) -> to_topic '%s'\n"
+               "        expand frames -> resample to %d Hz per car (mean, max, last) -> "
+               "set_field (derived channels)\n"
+               "          -> select (10 fields) -> to_topic '%s'\n",
+               GROUP, threads > 0 ? threads : 1, threads > 1 ? "s" : "", TOPIC, SUMMARY, EVENTS,
+               LAPS, DERIVED_HZ, DERIVED);
         fflush(stdout);
         if (!build_pipeline(app, &d, &err)) {
             status = cli_fail_error(CLI_FAILED, COMMAND, err);
@@ -818,41 +954,54 @@ static int run_demo(cli_client_t *client, const demo_opts_t *o) {
     rv_error_destroy(err);
     err = NULL;
 
-    int64_t laps = -1;
-    if (status == CLI_OK) {
-        laps = write_laps(broker, &d);
-        status = laps < 0 ? CLI_FAILED : CLI_OK;
-    }
     int64_t stored[NTOPICS];
     for (size_t i = 0; i < NTOPICS; i++) {
         stored[i] = status == CLI_OK ? topic_records(broker, demo_topics[i].name) : -1;
     }
-    int64_t gear_changes = 0, entries = 0;
+    int64_t gear_changes = 0, entries = 0, laps = 0, windows = 0, samples = 0;
     for (int i = 0; d.stats && i < MAX_CARS * MAX_LAPS; i++) {
+        samples += d.stats[i].samples;
         gear_changes += d.stats[i].gear_changes;
         entries += d.stats[i].fast_entries;
+        laps += d.stats[i].lap_ns > 0;
+    }
+    for (int c = 0; c < MAX_CARS; c++) {
+        windows += d.cars[c].windows;
+        rv_tinterp_destroy(d.cars[c].ip); /* a stream that never ended */
+        rv_tframe_builder_destroy(d.cars[c].b);
     }
     if (status == CLI_OK) {
         double secs = (double)(t3 - t2) / 1e9;
-        printf("processed %lld samples in %.2f s: %.0f records/s; %lld records out, %lld errors, "
-               "%lld checkpoint%s\n"
-               "      ('%s' %lld, '%s' %lld: %lld gear changes and %lld entries above 300 km/h)\n"
-               "wrote %lld lap summaries to topic '%s'\n\n",
-               (long long)m.records_in, secs, (double)m.records_in / secs, (long long)m.records_out,
-               (long long)m.errors, (long long)m.checkpoints, m.checkpoints == 1 ? "" : "s",
-               DERIVED, (long long)stored[1], EVENTS, (long long)stored[2], (long long)gear_changes,
-               (long long)entries, (long long)laps, LAPS);
+        printf("processed %lld records (%lld samples) in %.2f s: %.0f records/s, %.0f samples/s;\n"
+               "      %lld records out, %lld errors, %lld checkpoint%s\n"
+               "      ('%s' %lld at %d Hz, '%s' %lld: %lld gear changes and %lld entries above "
+               "300 km/h,\n"
+               "       '%s' %lld one-second summaries, '%s' %lld lap summaries)\n\n",
+               (long long)m.records_in, (long long)samples, secs, (double)m.records_in / secs,
+               (double)samples / secs, (long long)m.records_out, (long long)m.errors,
+               (long long)m.checkpoints, m.checkpoints == 1 ? "" : "s", DERIVED,
+               (long long)stored[1], DERIVED_HZ, EVENTS, (long long)stored[2],
+               (long long)gear_changes, (long long)entries, SUMMARY, (long long)stored[3], LAPS,
+               (long long)stored[4]);
         print_table(&d);
-        bool consistent = m.records_in == written && m.errors == 0 && stored[0] == written &&
-                          stored[1] == written && stored[2] == gear_changes + entries &&
-                          m.records_out == stored[1] + stored[2] && stored[3] == laps;
+        bool consistent = m.records_in == wr.records && m.errors == 0 && stored[0] == wr.records &&
+                          samples == wr.rows && stored[1] == wr.frames &&
+                          gear_changes == wr.events && stored[2] == gear_changes + entries &&
+                          stored[3] == windows && stored[4] == laps && laps == wr.markers &&
+                          m.records_out == stored[1] + stored[2] + stored[3] + stored[4];
         if (!consistent) {
             status = cli_fail(CLI_FAILED, COMMAND,
-                              "the counts do not add up: %lld written, %lld processed, %lld "
-                              "errors; topics hold %lld, %lld, %lld (events expected %lld), %lld",
-                              (long long)written, (long long)m.records_in, (long long)m.errors,
-                              (long long)stored[0], (long long)stored[1], (long long)stored[2],
-                              (long long)(gear_changes + entries), (long long)stored[3]);
+                              "the counts do not add up: %lld records written (%lld samples, "
+                              "%lld gear changes, %lld laps), %lld processed (%lld samples), "
+                              "%lld out, %lld "
+                              "errors; topics hold %lld, %lld, %lld (events expected %lld), "
+                              "%lld (windows %lld), %lld (laps %lld)",
+                              (long long)wr.records, (long long)wr.rows, (long long)wr.events,
+                              (long long)wr.markers, (long long)m.records_in, (long long)samples,
+                              (long long)m.records_out, (long long)m.errors, (long long)stored[0],
+                              (long long)stored[1], (long long)stored[2],
+                              (long long)(gear_changes + entries), (long long)stored[3],
+                              (long long)windows, (long long)stored[4], (long long)laps);
         }
     }
     if (status == CLI_OK) {
@@ -867,12 +1016,14 @@ static int run_demo(cli_client_t *client, const demo_opts_t *o) {
                    demo_topics[i].what);
         }
         printf("Look further with:\n"
-               "  rivulet consume -b %s -t %s -e -c 5\n"
+               "  rivulet sessions -b %s -t %s\n"
+               "  rivulet replay -b %s -t %s -s car-01 --max --table | head -40\n"
+               "  rivulet consume -b %s -t %s --telemetry -e -c 12\n"
+               "  rivulet consume -b %s -t %s -e -f '%%k %%s\\n' | head\n"
                "  rivulet consume -b %s -t %s -e -f '%%k %%s\\n'\n"
-               "  rivulet consume -b %s -t %s -p 0 -o -3 -e\n"
-               "  rivulet topics describe %s -b %s\n"
+               "  rivulet consume -b %s -t %s -e -c 5\n"
                "  rivulet demo -b %s --metrics    (the application's counters while it runs)\n",
-               u, EVENTS, u, LAPS, u, DERIVED, TOPIC, u, u);
+               u, TOPIC, u, TOPIC, u, TOPIC, u, SUMMARY, u, LAPS, u, EVENTS, u);
     }
     free(d.stats);
     rv_app_destroy(app);
@@ -905,11 +1056,15 @@ int cmd_demo(int argc, char **argv) {
             cli_client_free(&client);
             return CLI_OK;
         } else if (opt == 'C') {
-            status = parse_count("--cars", optarg, MAX_CARS, &o.cars);
+            status = parse_count("--cars", optarg, 1, MAX_CARS, &o.cars);
         } else if (opt == 'L') {
-            status = parse_count("--laps", optarg, MAX_LAPS, &o.laps);
+            status = parse_count("--laps", optarg, 1, MAX_LAPS, &o.laps);
         } else if (opt == 'R') {
-            status = parse_count("--rate", optarg, 1000, &o.rate_hz);
+            status = parse_count("--rate", optarg, SLOW_HZ, 1000, &o.rate_hz);
+            if (status == CLI_OK && o.rate_hz % SLOW_HZ != 0) {
+                status = cli_fail(CLI_USAGE, COMMAND, "--rate needs a multiple of %d, not '%s'",
+                                  SLOW_HZ, optarg);
+            }
         } else if (opt == 'S') {
             int64_t v = 0;
             if (cli_parse_int64(optarg, 0, INT64_MAX, &v)) {
