@@ -6,7 +6,9 @@
  * arena reset per frame); the baseline packs and unpacks the same Envelope with protoc-c's
  * generated code for proto/telemetry.proto (the generic pack/unpack, freeing what it unpacked).
  * A second data set leaves one cell in five absent, so presence bitmaps and the scatter path are
- * timed too, and the builder's rate (add a row, set 50 values) is reported alone. Self-checks: a
+ * timed too; a third is the dense frame as a stream writer sends it, with data format 1 and
+ * no column names (the format gives them). The builder's rate (add a row, set 50 values) is
+ * reported alone. Self-checks: a
  * decoded frame equals the one encoded, protobuf-c reads rivulet's bytes to the same values and
  * rivulet reads protobuf-c's. The target is absolute: 20 million samples decoded per second on
  * one core; the ratio to protobuf-c is reported beside it. Figures are never shaped to flatter.
@@ -29,6 +31,9 @@ typedef struct data_s {
     const char *name;
     rv_arena_t *arena; /* the frame and packet */
     rv_tpacket_t packet;
+    rv_tpacket_t expect; /* what decoding gives: names left to the format read as "" */
+    rv_tframe_t uframe, eframe;
+    rv_tcolumn_t ucols[PARAMS], ecols[PARAMS];
     rv_strbuf_t wire; /* rivulet's encoding */
     size_t samples;   /* present cells */
     /* protobuf-c's view of the same packet, for its pack */
@@ -56,7 +61,9 @@ static double next_value(void) {
     return (double)(rng >> 11) / 9007199254740992.0 * 400.0 - 100.0;
 }
 
-static bool build(data_t *d, const char *name, int absent_every) {
+/* A frame of PARAMS double columns, one cell in `absent_every` absent (0: none); `unnamed`: the
+ * frame has data format 1 and leaves its column names to it, as rv_twriter_t sends frames. */
+static bool build(data_t *d, const char *name, int absent_every, bool unnamed) {
     memset(d, 0, sizeof *d);
     d->name = name;
     d->arena = rv_arena_new(1 << 20);
@@ -79,11 +86,24 @@ static bool build(data_t *d, const char *name, int absent_every) {
         }
     }
     const rv_tframe_t *f = NULL;
-    if (rv_tframe_builder_finish(b, d->arena, 0, &f) != RV_OK) {
+    if (rv_tframe_builder_finish(b, d->arena, unnamed ? 1 : 0, &f) != RV_OK) {
         return false;
     }
     rv_tframe_builder_destroy(b);
     d->packet = (rv_tpacket_t){.type = RV_TPACKET_FRAME, .stream_id = "car-7", .u.frame = f};
+    d->expect = d->packet;
+    if (unnamed) {
+        for (int p = 0; p < PARAMS; p++) {
+            d->ucols[p] = d->ecols[p] = f->columns[p];
+            d->ucols[p].name = NULL;
+            d->ecols[p].name = "";
+        }
+        d->uframe = d->eframe = *f;
+        d->uframe.columns = d->ucols;
+        d->eframe.columns = d->ecols;
+        d->packet.u.frame = &d->uframe;
+        d->expect.u.frame = &d->eframe;
+    }
     if (rv_tpacket_encode(&d->packet, &d->wire, NULL) != RV_OK) {
         return false;
     }
@@ -102,6 +122,8 @@ static bool build(data_t *d, const char *name, int absent_every) {
         d->deltas[r] = f->timestamps[r] - prev;
         prev = f->timestamps[r];
     }
+    d->frame.has_format_id = unnamed;
+    d->frame.format_id = unnamed ? 1 : 0;
     d->frame.n_timestamp_deltas = ROWS;
     d->frame.timestamp_deltas = d->deltas;
     d->frame.n_columns = PARAMS;
@@ -111,7 +133,7 @@ static bool build(data_t *d, const char *name, int absent_every) {
         const rv_tcolumn_t *src = &f->columns[p];
         d->cols[p] = c;
         d->colp[p] = &d->cols[p];
-        d->cols[p].name = d->names[p];
+        d->cols[p].name = unnamed ? NULL : d->names[p];
         d->cols[p].has_type = 1;
         d->cols[p].type = RIVULET__TELEMETRY__COLUMN_TYPE__DOUBLE;
         size_t n = 0;
@@ -212,12 +234,12 @@ static void check(data_t *d) {
     rv_tpacket_t *p = NULL;
     rv_arena_reset(d->scratch);
     if (rv_tpacket_decode(d->scratch, d->wire.data, d->wire.len, &p, NULL) != RV_OK ||
-        !rv_tpacket_equal(p, &d->packet)) {
+        !rv_tpacket_equal(p, &d->expect)) {
         rv_bench_fail(SUITE, "%s: rivulet's decode of its own frame differs", d->name);
     }
     rv_arena_reset(d->scratch);
     if (rv_tpacket_decode(d->scratch, d->pc_wire, d->pc_len, &p, NULL) != RV_OK ||
-        !rv_tpacket_equal(p, &d->packet)) {
+        !rv_tpacket_equal(p, &d->expect)) {
         rv_bench_fail(SUITE, "%s: rivulet reads protobuf-c's frame differently", d->name);
     }
     Rivulet__Telemetry__Envelope *e =
@@ -270,15 +292,16 @@ static void run_case(data_t *d, const char *what, rv_bench_op_fn ours, rv_bench_
 }
 
 void rv_bench_suite_telemetry(void) {
-    static data_t dense, sparse;
-    if (!build(&dense, "100 x 50 doubles", 0) ||
-        !build(&sparse, "100 x 50 doubles, 1 in 5 absent", 5)) {
+    static data_t dense, sparse, unnamed;
+    if (!build(&dense, "100 x 50 doubles", 0, false) ||
+        !build(&sparse, "100 x 50 doubles, 1 in 5 absent", 5, false) ||
+        !build(&unnamed, "100 x 50 doubles, names left to the data format", 0, true)) {
         rv_bench_fail(SUITE, "could not build the frames");
         return;
     }
     bench_builder = rv_tframe_builder_new();
-    data_t *sets[] = {&dense, &sparse};
-    for (int i = 0; i < 2; i++) {
+    data_t *sets[] = {&dense, &sparse, &unnamed};
+    for (int i = 0; i < 3; i++) {
         check(sets[i]);
         rv_bench_log(SUITE, "%s: decode", sets[i]->name);
         run_case(sets[i], "decode", op_decode, op_pc_unpack, TARGET_DECODE);
@@ -312,4 +335,5 @@ void rv_bench_suite_telemetry(void) {
     rv_tframe_builder_destroy(bench_builder);
     release(&dense);
     release(&sparse);
+    release(&unnamed);
 }

@@ -64,7 +64,7 @@ RV_API const char *rv_tcol_type_name(rv_tcol_type_t type);
  * significant bit first (row i is bit i % 8 of byte i / 8); NULL means every row is present.
  */
 typedef struct rv_tcolumn_s {
-    const char *name; /* parameter id, or tag name */
+    const char *name; /* parameter id, or tag name; NULL or "" when the data format names it */
     rv_tcol_type_t type;
     const uint8_t *present;
     union {
@@ -307,9 +307,11 @@ RV_API bool rv_tpacket_equal(const rv_tpacket_t *a, const rv_tpacket_t *b);
 /* ---- protobuf (proto/telemetry.proto) -------------------------------------------------------- */
 
 /**
- * Appends the packet's Envelope encoding to `out`. RV_ERR_INVALID_ARG for a packet the format
- * cannot hold (an unknown type or column type, a frame with no timestamps array but rows),
- * RV_ERR_NOMEM; `*err` (when not NULL) says what and where.
+ * Appends the packet's Envelope encoding to `out`. A frame with a format id is written without
+ * the names of its non-tag columns that are NULL or "" (its data format names them; the
+ * decoder gives them ""). RV_ERR_INVALID_ARG for a packet the format cannot hold (an unknown
+ * type or column type, a frame with no timestamps array but rows, a column without a name that
+ * no data format names), RV_ERR_NOMEM; `*err` (when not NULL) says what and where.
  */
 RV_API rv_err_t rv_tpacket_encode(const rv_tpacket_t *p, rv_strbuf_t *out, rv_error_t **err);
 

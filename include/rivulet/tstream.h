@@ -55,6 +55,12 @@ typedef struct rv_twriter_opts_s {
     rv_twire_t wire;              /* RV_TWIRE_AUTO = RV_TWIRE_TELEMETRY */
     int64_t redefine_interval_ns; /* 0 = the default; < 0 never by time */
     int64_t redefine_packets;     /* 0 = the default; < 0 never by count */
+    /* Leave the column names out of frames on the protobuf wire once their data format has
+     * been sent: smaller frames (a one-row frame of 50 channels about halves), but a record
+     * decoded on its own (the `telemetry` serialiser in a dataframe) then names its columns
+     * `#0`, `#1`, ...; only readers (rv_treader_t) and `rivulet consume --telemetry` restore the
+     * names from the format. Off by default, so pipelines see parameter names. */
+    bool compact_frames;
 } rv_twriter_opts_t;
 
 /** A stream writer. Opaque. */

@@ -535,6 +535,52 @@ rv_err_t rv_value_set(rv_arena_t *arena, rv_value_t *object, const char *key, si
     return RV_OK;
 }
 
+bool rv__vkey_make(rv_arena_t *arena, const char *key, size_t len, rv__vkey_t *out) {
+    if (len > UINT32_MAX || (!key && len)) {
+        return false;
+    }
+    char *k = dup_nul(arena, key ? key : "", len);
+    if (!k) {
+        return false;
+    }
+    *out = (rv__vkey_t){.key = k, .len = (uint32_t)len, .flags = rv__str_classify(k, len)};
+    return true;
+}
+
+rv_err_t rv__value_obj_push_unique(rv_arena_t *arena, rv_value_t *obj, const rv__vkey_t *key,
+                                   rv_value_t *v) {
+    uint32_t n = obj->u.obj.len;
+    if (RV_UNLIKELY(n == obj->u.obj.cap)) {
+        if (n >= RV__MAX_ENTRIES) {
+            return RV_ERR_LIMIT;
+        }
+        uint64_t ncap = n ? (uint64_t)n * 2 : 4;
+        ncap = ncap > RV__MAX_ENTRIES ? RV__MAX_ENTRIES : ncap;
+        rv__member_t *members = rv__arena_alloc(arena, (size_t)ncap * sizeof *members);
+        if (!members) {
+            return RV_ERR_NOMEM;
+        }
+        if (n) {
+            memcpy(members, obj->u.obj.members, n * sizeof *members);
+        }
+        obj->u.obj.members = members;
+        obj->u.obj.cap = (uint32_t)ncap;
+    }
+    obj->u.obj.members[n] =
+        (rv__member_t){.key = key->key, .value = v, .key_len = key->len, .key_flags = key->flags};
+    obj->u.obj.len = n + 1;
+    return RV_OK;
+}
+
+rv_err_t rv__value_obj_seal(rv_arena_t *arena, rv_value_t *obj) {
+    const rv__index_t *ix = obj->u.obj.index;
+    if (obj->u.obj.len <= RV__OBJ_INDEX_MIN ||
+        (ix && ix->count == obj->u.obj.len && (size_t)ix->count * 2 <= (size_t)ix->mask + 1)) {
+        return RV_OK;
+    }
+    return rv__obj_build_index(arena, obj);
+}
+
 bool rv_value_remove(rv_value_t *object, const char *key, size_t len) {
     if (!object || object->type != RV_TYPE_OBJECT || (!key && len)) {
         return false;

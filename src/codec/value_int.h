@@ -5,8 +5,8 @@
  * allocated once at their final size) and the writer reads them without function calls, so
  * both need the layout; everything else uses the accessors of rivulet/value.h. This header
  * also holds the helpers both sides must agree on: the key hash behind the object index, the
- * string classification flags and the strict UTF-8 validator. It must never be included by
- * code outside src/codec.
+ * string classification flags and the strict UTF-8 validator. Code outside src/codec must
+ * not include it, except for the unique-key object builder at its end (see there).
  */
 #ifndef RV_VALUE_INT_H
 #define RV_VALUE_INT_H
@@ -236,5 +236,30 @@ RV__HIDDEN rv_err_t rv__obj_build_index(rv_arena_t *arena, rv_value_t *obj);
  */
 RV__HIDDEN rv_err_t rv__obj_adopt(rv_arena_t *arena, rv_value_t *obj, rv__member_t *scratch,
                                   size_t n, uint64_t seed);
+
+/*
+ * Building objects whose keys are known to be distinct, without the lookup, copy and
+ * classification rv_value_set() does per member (telemetry frames: one key per column, the same
+ * keys in every row). This is the one part of this header code outside src/codec may use
+ * (src/telemetry/telemetry_json.c); it needs no node layout.
+ *
+ * rv__vkey_make() copies a key into `arena` once and classifies it; the key then serves any
+ * number of objects of that arena (members share its bytes, which nothing ever modifies).
+ * rv__value_obj_push_unique() appends a member, growing the member array when full; the caller
+ * guarantees the object holds no member with that key. Until rv__value_obj_seal() the object
+ * may lack its hash index, so it must be sealed before anything reads or changes it.
+ * Each returns false (push, seal: RV_ERR_NOMEM or RV_ERR_LIMIT) and leaves the object as it
+ * was when memory is exhausted.
+ */
+typedef struct rv__vkey_s {
+    const char *key; /* NUL-terminated, in the arena */
+    uint32_t len;
+    uint32_t flags; /* RV__STR_* */
+} rv__vkey_t;
+
+RV__HIDDEN bool rv__vkey_make(rv_arena_t *arena, const char *key, size_t len, rv__vkey_t *out);
+RV__HIDDEN rv_err_t rv__value_obj_push_unique(rv_arena_t *arena, rv_value_t *obj,
+                                              const rv__vkey_t *key, rv_value_t *v);
+RV__HIDDEN rv_err_t rv__value_obj_seal(rv_arena_t *arena, rv_value_t *obj);
 
 #endif

@@ -83,6 +83,9 @@ long rv__tcolumns_dup(rv_arena_t *arena, const rv_tcolumn_t *cols, size_t n) {
     }
     memset(slots, 0, cap * sizeof *slots);
     for (size_t i = 0; i < n; i++) {
+        if (!cols[i].name) {
+            continue; /* unnamed (the data format names it): never a duplicate */
+        }
         uint64_t h = 1469598103934665603ull ^ (cols[i].type == RV_TCOL_TAG);
         for (const unsigned char *p = (const unsigned char *)cols[i].name; p && *p; p++) {
             h = (h ^ *p) * 1099511628211ull;
@@ -487,16 +490,29 @@ rv_err_t rv_tframe_slice(rv_arena_t *arena, const rv_tframe_t *frame, int64_t fr
     return RV_OK;
 }
 
-/* The column of `f` with `c`'s name and kind, or NULL. */
-static const rv_tcolumn_t *same_column(const rv_tframe_t *f, const rv_tcolumn_t *c) {
+/* The column of `f` with the name and kind of `c` (a column of `cf`), or NULL. Columns their
+ * data format names match by their place in the format ("#k", as the JSON forms key them). */
+static const rv_tcolumn_t *same_column(const rv_tframe_t *f, const rv_tframe_t *cf,
+                                       const rv_tcolumn_t *c) {
+    char cbuf[24], xbuf[24];
+    const char *ck = rv__tcolumn_key(cf, (size_t)(c - cf->columns), cbuf);
     for (size_t i = 0; i < f->column_count; i++) {
         const rv_tcolumn_t *x = &f->columns[i];
-        if ((x->type == RV_TCOL_TAG) == (c->type == RV_TCOL_TAG) && x->name && c->name &&
-            strcmp(x->name, c->name) == 0) {
+        if ((x->type == RV_TCOL_TAG) == (c->type == RV_TCOL_TAG) &&
+            strcmp(rv__tcolumn_key(f, i, xbuf), ck) == 0) {
             return x;
         }
     }
     return NULL;
+}
+
+static bool has_unnamed(const rv_tframe_t *f) {
+    for (size_t i = 0; i < f->column_count; i++) {
+        if (rv__tcolumn_by_format(f, i)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 rv_err_t rv_tframe_append(rv_arena_t *arena, const rv_tframe_t *a, const rv_tframe_t *b,
@@ -504,17 +520,26 @@ rv_err_t rv_tframe_append(rv_arena_t *arena, const rv_tframe_t *a, const rv_tfra
     if (!arena || !a || !b || !out) {
         return rv__error_set(err, RV_ERR_INVALID_ARG, "frame append: NULL argument");
     }
+    if (a->format_id != b->format_id && (has_unnamed(a) || has_unnamed(b))) {
+        return rv__error_set(err, RV_ERR_INVALID_ARG,
+                             "frame append: frames of data formats %u and %u with columns "
+                             "only their formats name",
+                             (unsigned)a->format_id, (unsigned)b->format_id);
+    }
     size_t n = a->column_count;
     const rv_tcolumn_t **cols =
         rv_arena_alloc(arena, (a->column_count + b->column_count) * sizeof *cols + 1);
-    if (!cols) {
+    const rv_tframe_t **from =
+        rv_arena_alloc(arena, (a->column_count + b->column_count) * sizeof *from + 1);
+    if (!cols || !from) {
         return rv__error_set(err, RV_ERR_NOMEM, "frame append: out of memory");
     }
     for (size_t i = 0; i < a->column_count; i++) {
         cols[i] = &a->columns[i];
+        from[i] = a;
     }
     for (size_t i = 0; i < b->column_count; i++) {
-        const rv_tcolumn_t *c = &b->columns[i], *in_a = same_column(a, c);
+        const rv_tcolumn_t *c = &b->columns[i], *in_a = same_column(a, b, c);
         if (in_a && in_a->type != c->type) {
             return rv__error_set(err, RV_ERR_INVALID_ARG,
                                  "frame append: column '%.60s' is %s in the first frame and %s "
@@ -523,6 +548,7 @@ rv_err_t rv_tframe_append(rv_arena_t *arena, const rv_tframe_t *a, const rv_tfra
                                  rv_tcol_type_name(c->type));
         }
         if (!in_a) {
+            from[n] = b;
             cols[n++] = c;
         }
     }
@@ -535,7 +561,7 @@ rv_err_t rv_tframe_append(rv_arena_t *arena, const rv_tframe_t *a, const rv_tfra
         const rv_tframe_t *src = part ? b : a;
         size_t base = part ? a->rows : 0;
         for (size_t i = 0; i < n; i++) {
-            const rv_tcolumn_t *sc = same_column(src, cols[i]);
+            const rv_tcolumn_t *sc = same_column(src, from[i], cols[i]);
             for (size_t r = 0; r < src->rows; r++) {
                 if (!put_cell(arena, (rv_tcolumn_t *)&f->columns[i], base + r, sc, r)) {
                     return rv__error_set(err, RV_ERR_NOMEM, "frame append: out of memory");

@@ -21,9 +21,22 @@
 RV__HIDDEN bool rv__tutf8_valid(const void *s, size_t n, size_t *bad);
 
 /* The index of the first column whose name (within its kind: tags apart from the other types)
- * an earlier column already has; -1 when the names are unique, -2 when memory is exhausted
+ * an earlier column already has (columns without a name are skipped: a data format names
+ * them); -1 when the names are unique, -2 when memory is exhausted
  * (up to 256 columns the check needs no memory; beyond, it hashes the names in `arena`). */
 RV__HIDDEN long rv__tcolumns_dup(rv_arena_t *arena, const rv_tcolumn_t *cols, size_t n);
+
+/* True when column `c` of `f` is one its data format names: a non-tag column with an absent
+ * or empty name in a frame with a format id. */
+RV__HIDDEN bool rv__tcolumn_by_format(const rv_tframe_t *f, size_t c);
+
+/* The key of column `c` in the JSON forms' rows: its name, or "#k" (into `buf`, at least 24
+ * bytes) for a column its data format names, k its position among the non-tag columns. */
+RV__HIDDEN const char *rv__tcolumn_key(const rv_tframe_t *f, size_t c, char *buf);
+
+/* The index of a named column whose name is the row key "#k" of a column the data format names
+ * (the JSON forms could not tell them apart), or -1. Only frames with such columns can clash. */
+RV__HIDDEN long rv__tcolumns_key_clash(const rv_tframe_t *f);
 
 /* Decodes standard base64 (with or without padding) into the arena; NULL with *ok false when
  * the text is not base64, NULL with *ok true when memory is exhausted. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "codec/value_int.h" /* the unique-key object builder only */
 #include "rivulet/json.h"
 #include "telemetry/telemetry_int.h"
 
@@ -70,18 +71,66 @@ static const char *const end_names[] = {"closed", "aborted", "terminated"};
 static const char *const level_names[] = {"trace",   "debug", "information",
                                           "warning", "error", "critical"};
 
+static rv_value_t *cell_value(tb_t *t, const rv_tcolumn_t *col, size_t r) {
+    switch (col->type) {
+        case RV_TCOL_DOUBLE:
+            return chk(t, rv_value_new_double(t->arena, col->v.d[r]));
+        case RV_TCOL_INT64:
+            return chk(t, rv_value_new_int(t->arena, col->v.i[r]));
+        case RV_TCOL_BYTES:
+            return chk(t, rv_value_new_bytes(t->arena, col->v.s[r].data, col->v.s[r].len));
+        default:
+            return chk(t, rv_value_new_string(t->arena, col->v.s[r].data, col->v.s[r].len));
+    }
+}
+
+/*
+ * The frame's members. A column its data format names, whose name a packet decoded on its own
+ * does not know, is listed with the name "" and its cells are keyed "#k" (rv__tcolumn_key()).
+ * Rows are the bulk of the work, so when the column keys are distinct within their kind
+ * (always, for a frame a decoder accepted) each key is copied and classified once per frame and
+ * the row objects are built without lookups (rv__value_obj_push_unique); otherwise
+ * rv_value_set() merges repeated keys as it always has (the last column wins).
+ */
 static void frame_members(tb_t *t, rv_value_t *o, const rv_tframe_t *f, bool with_time) {
     if (f->format_id) {
         set_int(t, o, "format_id", f->format_id);
     }
-    rv_value_t *cols = chk(t, rv_value_new_array(t->arena, f->column_count));
-    for (size_t c = 0; c < f->column_count && !t->nomem; c++) {
+    size_t nc = f->column_count;
+    rv_tcolumn_t *named = nc ? rv_arena_alloc(t->arena, nc * sizeof *named) : NULL;
+    rv__vkey_t *keys = nc ? rv_arena_alloc(t->arena, nc * sizeof *keys) : NULL;
+    if (nc && (!named || !keys)) {
+        t->nomem = true;
+        return;
+    }
+    rv_value_t *cols = chk(t, rv_value_new_array(t->arena, nc));
+    for (size_t c = 0; c < nc && !t->nomem; c++) {
+        char buf[24];
+        const char *key = rv__tcolumn_key(f, c, buf);
+        named[c] = f->columns[c];
+        if (!rv__vkey_make(t->arena, key, strlen(key), &keys[c])) {
+            t->nomem = true;
+            break;
+        }
+        named[c].name = keys[c].key;
         rv_value_t *cd = chk(t, rv_value_new_object(t->arena, 2));
         set_str(t, cd, "name", f->columns[c].name ? f->columns[c].name : "");
         set_str(t, cd, "type", rv_tcol_type_name(f->columns[c].type));
         push(t, cols, cd);
     }
     set(t, o, "columns", cols);
+    if (t->nomem) {
+        return;
+    }
+    long dup = rv__tcolumns_dup(t->arena, named, nc);
+    if (dup == -2) {
+        t->nomem = true;
+        return;
+    }
+    size_t ntags = 0;
+    for (size_t c = 0; c < nc; c++) {
+        ntags += f->columns[c].type == RV_TCOL_TAG;
+    }
     rv_value_t *rows = chk(t, rv_value_new_array(t->arena, f->rows));
     for (size_t r = 0; r < f->rows && !t->nomem; r++) {
         rv_value_t *row = chk(t, rv_value_new_object(t->arena, 3));
@@ -89,35 +138,34 @@ static void frame_members(tb_t *t, rv_value_t *o, const rv_tframe_t *f, bool wit
             set_int(t, row, "time", f->timestamps[r]);
         }
         rv_value_t *values = NULL, *tags = NULL;
-        for (size_t c = 0; c < f->column_count && !t->nomem; c++) {
+        for (size_t c = 0; c < nc && !t->nomem; c++) {
             const rv_tcolumn_t *col = &f->columns[c];
             if (!rv_tcolumn_has(col, r)) {
                 continue;
             }
-            rv_value_t *v;
-            switch (col->type) {
-                case RV_TCOL_DOUBLE:
-                    v = rv_value_new_double(t->arena, col->v.d[r]);
-                    break;
-                case RV_TCOL_INT64:
-                    v = rv_value_new_int(t->arena, col->v.i[r]);
-                    break;
-                case RV_TCOL_BYTES:
-                    v = rv_value_new_bytes(t->arena, col->v.s[r].data, col->v.s[r].len);
-                    break;
-                default:
-                    v = rv_value_new_string(t->arena, col->v.s[r].data, col->v.s[r].len);
-            }
-            rv_value_t **dst = col->type == RV_TCOL_TAG ? &tags : &values;
+            rv_value_t *v = cell_value(t, col, r);
+            bool tag = col->type == RV_TCOL_TAG;
+            rv_value_t **dst = tag ? &tags : &values;
             if (!*dst) {
-                *dst = chk(t, rv_value_new_object(t->arena, f->column_count));
+                *dst = chk(t, rv_value_new_object(t->arena, tag ? ntags : nc - ntags));
             }
-            set(t, *dst, col->name ? col->name : "", chk(t, v));
+            if (dup != -1) {
+                set(t, *dst, named[c].name, v);
+            } else if (!t->nomem && *dst && v &&
+                       rv__value_obj_push_unique(t->arena, *dst, &keys[c], v) != RV_OK) {
+                t->nomem = true;
+            }
         }
         if (values) {
+            if (rv__value_obj_seal(t->arena, values) != RV_OK) {
+                t->nomem = true;
+            }
             set(t, row, "values", values);
         }
         if (tags) {
+            if (rv__value_obj_seal(t->arena, tags) != RV_OK) {
+                t->nomem = true;
+            }
             set(t, row, "tags", tags);
         }
         push(t, rows, row);
@@ -525,6 +573,10 @@ static bool jframe(tr_t *t, const rv_value_t *o, rv_tframe_t *f, const int64_t *
     if (!c || !ts) {
         return false;
     }
+    uint32_t fmt = 0;
+    if (!jmember_u32(t, o, "format_id", &fmt, "$")) {
+        return false;
+    }
     for (size_t i = 0; i < nc; i++) {
         char base[64];
         snprintf(base, sizeof base, "$.columns[%zu]", i);
@@ -570,7 +622,23 @@ static bool jframe(tr_t *t, const rv_value_t *o, rv_tframe_t *f, const int64_t *
         }
         c[i].present = present;
     }
-    long dup = rv__tcolumns_dup(t->arena, c, nc);
+    /* Rows key cells by name, or by "#k" for columns the data format names: the keys must be
+     * distinct within their kind. */
+    rv_tcolumn_t *keyed = jalloc(t, nc, sizeof *keyed);
+    if (!keyed) {
+        return false;
+    }
+    rv_tframe_t kf = {.format_id = fmt, .column_count = nc, .columns = c};
+    for (size_t i = 0; i < nc; i++) {
+        char buf[24];
+        keyed[i] = c[i];
+        const char *key = rv__tcolumn_key(&kf, i, buf);
+        keyed[i].name = key == buf ? rv_arena_strndup(t->arena, buf, strlen(buf)) : key;
+        if (!keyed[i].name) {
+            return jnomem(t);
+        }
+    }
+    long dup = rv__tcolumns_dup(t->arena, keyed, nc);
     if (dup == -2) {
         return jnomem(t);
     }
@@ -578,7 +646,7 @@ static bool jframe(tr_t *t, const rv_value_t *o, rv_tframe_t *f, const int64_t *
         char base[64];
         snprintf(base, sizeof base, "$.columns[%ld]", dup);
         return jbad(t, base, "a second %s named '%.60s'",
-                    c[dup].type == RV_TCOL_TAG ? "tag" : "column", c[dup].name);
+                    c[dup].type == RV_TCOL_TAG ? "tag" : "column", keyed[dup].name);
     }
     if (times && nr != nrows_fixed) {
         return jbad(t, "$.rows", "%zu rows where count says %zu", nr, nrows_fixed);
@@ -621,8 +689,8 @@ static bool jframe(tr_t *t, const rv_value_t *o, rv_tframe_t *f, const int64_t *
                 snprintf(mp, sizeof mp, "%s['%.60s']", pbase, k);
                 rv_tcolumn_t *col = NULL;
                 for (size_t i = 0; i < nc; i++) {
-                    if ((c[i].type == RV_TCOL_TAG) == (part == 1) && strlen(c[i].name) == kl &&
-                        memcmp(c[i].name, k, kl) == 0) {
+                    if ((c[i].type == RV_TCOL_TAG) == (part == 1) && strlen(keyed[i].name) == kl &&
+                        memcmp(keyed[i].name, k, kl) == 0) {
                         col = &c[i];
                     }
                 }
@@ -696,10 +764,6 @@ static bool jframe(tr_t *t, const rv_value_t *o, rv_tframe_t *f, const int64_t *
         if (have == nr) {
             c[i].present = NULL;
         }
-    }
-    uint32_t fmt = 0;
-    if (!jmember_u32(t, o, "format_id", &fmt, "$")) {
-        return false;
     }
     f->format_id = fmt;
     f->rows = nr;

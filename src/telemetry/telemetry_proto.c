@@ -149,7 +149,68 @@ typedef struct colsize_s {
     size_t body;    /* the Column message's bytes */
 } colsize_t;
 
-static colsize_t column_size(const rv_tcolumn_t *col, size_t rows) {
+bool rv__tcolumn_by_format(const rv_tframe_t *f, size_t c) {
+    const rv_tcolumn_t *col = &f->columns[c];
+    return f->format_id && col->type != RV_TCOL_TAG && (!col->name || !*col->name);
+}
+
+const char *rv__tcolumn_key(const rv_tframe_t *f, size_t c, char *buf) {
+    if (!rv__tcolumn_by_format(f, c)) {
+        return f->columns[c].name ? f->columns[c].name : "";
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < c; i++) {
+        k += f->columns[i].type != RV_TCOL_TAG;
+    }
+    snprintf(buf, 24, "#%zu", k);
+    return buf;
+}
+
+long rv__tcolumns_key_clash(const rv_tframe_t *f) {
+    bool any = false;
+    for (size_t c = 0; c < f->column_count && !any; c++) {
+        any = rv__tcolumn_by_format(f, c);
+    }
+    if (!any) {
+        return -1;
+    }
+    /* Each named non-tag column "#k": does non-tag column k leave its name to the format? */
+    for (size_t c = 0; c < f->column_count; c++) {
+        const char *n = f->columns[c].name;
+        if (f->columns[c].type == RV_TCOL_TAG || !n || n[0] != '#' || n[1] < '0' || n[1] > '9' ||
+            (n[1] == '0' && n[2])) {
+            continue;
+        }
+        size_t k = 0;
+        const char *d = n + 1;
+        for (; *d >= '0' && *d <= '9' && k <= f->column_count; d++) {
+            k = k * 10 + (size_t)(*d - '0');
+        }
+        if (*d || k >= f->column_count) {
+            continue;
+        }
+        for (size_t i = 0, pos = 0; i < f->column_count; i++) {
+            if (f->columns[i].type == RV_TCOL_TAG) {
+                continue;
+            }
+            if (pos++ == k) {
+                if (rv__tcolumn_by_format(f, i)) {
+                    return (long)c;
+                }
+                break;
+            }
+        }
+    }
+    return -1;
+}
+
+/* The name a column is written with: none when the frame's data format gives it, else its
+ * own. */
+static const char *wire_name(const rv_tframe_t *f, const rv_tcolumn_t *col) {
+    return rv__tcolumn_by_format(f, (size_t)(col - f->columns)) ? NULL : col->name;
+}
+
+static colsize_t column_size(const rv_tcolumn_t *col, const char *name, size_t rows) {
     colsize_t cs = {.present = rows};
     size_t bitmap_len = (rows + 7) / 8;
     if (col->present) {
@@ -159,8 +220,8 @@ static colsize_t column_size(const rv_tcolumn_t *col, size_t rows) {
         }
     }
     size_t body = 0;
-    if (col->name) {
-        size_t n = strlen(col->name);
+    if (name) {
+        size_t n = strlen(name);
         body += 1 + vlen(n) + n;
     }
     body += 1 + vlen((uint64_t)col->type);
@@ -210,8 +271,8 @@ static inline uint8_t *raw_bytes(uint8_t *q, uint32_t field, const void *data, s
 
 /* Writes the column, whose sizes are `cs`, as field `field` of the current message: the room
  * is reserved once and every byte written through a cursor. */
-static void put_column(wr_t *w, uint32_t field, const rv_tcolumn_t *col, size_t rows,
-                       colsize_t cs) {
+static void put_column(wr_t *w, uint32_t field, const rv_tcolumn_t *col, const char *name,
+                       size_t rows, colsize_t cs) {
     if (w->nomem || rv_strbuf_reserve(w->out, cs.body + 20) != RV_OK) {
         w->nomem = true;
         return;
@@ -219,8 +280,8 @@ static void put_column(wr_t *w, uint32_t field, const rv_tcolumn_t *col, size_t 
     uint8_t *q = (uint8_t *)w->out->data + w->out->len;
     q = raw_varint(q, (uint64_t)field << 3 | WT_LEN);
     q = raw_varint(q, cs.body);
-    if (col->name) {
-        q = raw_bytes(q, 1, col->name, strlen(col->name));
+    if (name) {
+        q = raw_bytes(q, 1, name, strlen(name));
     }
     q = raw_varint(q, 2 << 3 | WT_VARINT);
     q = raw_varint(q, (uint64_t)col->type);
@@ -259,12 +320,19 @@ static void put_column(wr_t *w, uint32_t field, const rv_tcolumn_t *col, size_t 
 static bool check_columns(const rv_tframe_t *f, rv_error_t **err, const char *what) {
     for (size_t c = 0; c < f->column_count; c++) {
         const rv_tcolumn_t *col = &f->columns[c];
-        if (!rv_tcol_type_name(col->type) || !col->name) {
-            rv__error_set(err, RV_ERR_INVALID_ARG, "telemetry %s: column %zu has %s", what, c,
-                          col->name ? "an unknown type" : "no name");
+        if (!rv_tcol_type_name(col->type)) {
+            rv__error_set(err, RV_ERR_INVALID_ARG, "telemetry %s: column %zu has an unknown type",
+                          what, c);
             return false;
         }
-        if (!rv__tutf8_valid(col->name, strlen(col->name), NULL)) {
+        if (!col->name && (f->format_id == 0 || col->type == RV_TCOL_TAG)) {
+            rv__error_set(err, RV_ERR_INVALID_ARG,
+                          "telemetry %s: column %zu has no name (only a non-tag column of a "
+                          "frame with a data format may leave it to the format)",
+                          what, c);
+            return false;
+        }
+        if (col->name && !rv__tutf8_valid(col->name, strlen(col->name), NULL)) {
             rv__error_set(err, RV_ERR_INVALID_ARG, "telemetry %s: column %zu's name is not UTF-8",
                           what, c);
             return false;
@@ -278,21 +346,44 @@ static bool check_columns(const rv_tframe_t *f, rv_error_t **err, const char *wh
                 rv__error_set(err, RV_ERR_INVALID_ARG,
                               "telemetry %s: column '%.60s' row %zu is not UTF-8 (use a bytes "
                               "column for binary values)",
-                              what, col->name, r);
+                              what, col->name ? col->name : "(unnamed)", r);
                 return false;
             }
         }
     }
+    /* Columns the data format names are not compared (several may have the empty name):
+     * compare a copy of the columns with their names absent when there are such. */
+    bool empty_by_format = false;
+    for (size_t c = 0; c < f->column_count; c++) {
+        empty_by_format |= f->columns[c].name && !wire_name(f, &f->columns[c]);
+    }
     rv_arena_t *scratch = NULL;
-    if (f->column_count > 256) {
-        scratch = rv_arena_new(f->column_count * 8 + 64);
+    if (f->column_count > 256 || empty_by_format) {
+        scratch = rv_arena_new(f->column_count * (8 + sizeof(rv_tcolumn_t)) + 64);
         if (!scratch) {
             rv__error_set(err, RV_ERR_NOMEM, "telemetry %s: out of memory", what);
             return false;
         }
     }
-    long dup = rv__tcolumns_dup(scratch, f->columns, f->column_count);
+    const rv_tcolumn_t *cmp = f->columns;
+    if (empty_by_format) {
+        rv_tcolumn_t *copy = rv_arena_alloc(scratch, f->column_count * sizeof *copy);
+        for (size_t c = 0; copy && c < f->column_count; c++) {
+            copy[c] = f->columns[c];
+            copy[c].name = wire_name(f, &f->columns[c]);
+        }
+        cmp = copy;
+    }
+    long dup = cmp ? rv__tcolumns_dup(scratch, cmp, f->column_count) : -2;
     rv_arena_destroy(scratch);
+    long clash = dup == -1 ? rv__tcolumns_key_clash(f) : -1;
+    if (clash >= 0) {
+        rv__error_set(err, RV_ERR_INVALID_ARG,
+                      "telemetry %s: column %ld's name '%.30s' is the JSON key of an unnamed "
+                      "column",
+                      what, clash, f->columns[clash].name);
+        return false;
+    }
     if (dup != -1) {
         rv__error_set(err, dup == -2 ? RV_ERR_NOMEM : RV_ERR_INVALID_ARG,
                       "telemetry %s: column %ld ('%.60s') repeats a name", what, dup,
@@ -308,7 +399,9 @@ static bool put_columns(wr_t *w, uint32_t field, const rv_tframe_t *f, rv_error_
         return false;
     }
     for (size_t c = 0; c < f->column_count; c++) {
-        put_column(w, field, &f->columns[c], f->rows, column_size(&f->columns[c], f->rows));
+        const char *name = wire_name(f, &f->columns[c]);
+        put_column(w, field, &f->columns[c], name, f->rows,
+                   column_size(&f->columns[c], name, f->rows));
     }
     return true;
 }
@@ -333,7 +426,7 @@ static bool put_frame(wr_t *w, const rv_tframe_t *f, rv_error_t **err) {
     /* Sizes are kept for up to 256 columns; wider frames compute them again while writing. */
     colsize_t sizes[256];
     for (size_t c = 0; c < f->column_count; c++) {
-        colsize_t cs = column_size(&f->columns[c], f->rows);
+        colsize_t cs = column_size(&f->columns[c], wire_name(f, &f->columns[c]), f->rows);
         if (c < RV_ARRAY_LEN(sizes)) {
             sizes[c] = cs;
         }
@@ -361,8 +454,9 @@ static bool put_frame(wr_t *w, const rv_tframe_t *f, rv_error_t **err) {
         w->out->data[w->out->len] = '\0';
     }
     for (size_t c = 0; c < f->column_count; c++) {
-        put_column(w, 3, &f->columns[c], f->rows,
-                   c < RV_ARRAY_LEN(sizes) ? sizes[c] : column_size(&f->columns[c], f->rows));
+        const char *name = wire_name(f, &f->columns[c]);
+        put_column(w, 3, &f->columns[c], name, f->rows,
+                   c < RV_ARRAY_LEN(sizes) ? sizes[c] : column_size(&f->columns[c], name, f->rows));
     }
     return true;
 }
@@ -948,9 +1042,6 @@ static bool get_column(rd_t *r, int wt, size_t rows, rv_tcolumn_t *col, size_t i
     if (type == 0) {
         return bad(r, colstart, CNAME(), "column has no type");
     }
-    if (!col->name) {
-        col->name = ""; /* unnamed: the empty name, which the JSON forms can say */
-    }
     col->type = (rv_tcol_type_t)type;
     size_t present = rows;
     if (bitmap_len) {
@@ -1102,9 +1193,36 @@ static bool get_columns(rd_t *msg, uint32_t field, size_t rows, rv_tframe_t *f) 
     if (s.code != RV_OK) {
         return up(msg, &s);
     }
-    long dup = rv__tcolumns_dup(msg->arena, cols, n);
+    /* A column may leave its name out only when the frame's data format names it: column i
+     * of the non-tag columns is the format's parameter i (the reader fills the name in). */
+    for (size_t c = 0; c < n; c++) {
+        if (cols[c].name) {
+            continue;
+        }
+        if (cols[c].type == RV_TCOL_TAG || f->format_id == 0) {
+            char cname[32];
+            snprintf(cname, sizeof cname, "columns[%zu]", c);
+            return bad(msg, msg->p, cname, "%s",
+                       cols[c].type == RV_TCOL_TAG
+                           ? "a tag column has no name (data formats name parameters only)"
+                           : "column has no name and the frame names no data format "
+                             "(format_id 0)");
+        }
+    }
+    long dup = rv__tcolumns_dup(msg->arena, cols, n); /* unnamed columns are not compared */
     if (dup == -2) {
         return nomem(msg);
+    }
+    for (size_t c = 0; c < n; c++) {
+        if (!cols[c].name) {
+            cols[c].name = ""; /* named by the data format: the reader fills the name in */
+        }
+    }
+    long clash = dup == -1 ? rv__tcolumns_key_clash(f) : -1;
+    if (clash >= 0) {
+        char cname[96];
+        snprintf(cname, sizeof cname, "columns[%ld] (%.60s)", clash, cols[clash].name);
+        return bad(msg, msg->p, cname, "the name is the JSON key of an unnamed column");
     }
     if (dup >= 0) {
         char cname[96];

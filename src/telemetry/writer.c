@@ -33,6 +33,7 @@ struct rv_twriter_s {
     rv_twire_t wire;
     int64_t redefine_interval_ns; /* < 0 never */
     int64_t redefine_packets;     /* < 0 never */
+    bool compact_frames;          /* frames leave their format's names out */
 
     part_t props, session, info, params, events;
     rv_arena_t *formats_arena;
@@ -46,7 +47,9 @@ struct rv_twriter_s {
     int64_t latest; /* the latest data time sent */
     rv_arena_t *scratch;
     rv_strbuf_t buf;
-    rv_strbuf_t names; /* scratch for format matching */
+    rv_strbuf_t names;  /* scratch for format matching */
+    rv_tcolumn_t *cols; /* a frame's columns with the names its data format gives left out */
+    size_t cols_cap;
 };
 
 rv_twriter_t *rv_twriter_open(rv_producer_t *producer, const char *topic, const char *stream_id,
@@ -74,6 +77,7 @@ rv_twriter_t *rv_twriter_open(rv_producer_t *producer, const char *topic, const 
     w->redefine_interval_ns =
         o.redefine_interval_ns ? o.redefine_interval_ns : RV_TWRITER_REDEFINE_INTERVAL_NS;
     w->redefine_packets = o.redefine_packets ? o.redefine_packets : RV_TWRITER_REDEFINE_PACKETS;
+    w->compact_frames = o.compact_frames;
     return w;
 }
 
@@ -100,6 +104,7 @@ void rv_twriter_destroy(rv_twriter_t *w) {
     free(w->formats);
     rv_strbuf_free(&w->buf);
     rv_strbuf_free(&w->names);
+    free(w->cols);
     free(w->topic);
     free(w->stream_id);
     free(w);
@@ -392,6 +397,28 @@ static rv_err_t format_for(rv_twriter_t *w, const rv_tframe_t *f, uint32_t *id, 
     return send_packet(w, copy, err);
 }
 
+/* Points `f` at a copy of its columns without the names of its data format, which the writer
+ * has sent (format_for): a reader names the columns from the format, so a frame costs no
+ * bytes per name. Tag columns keep theirs (formats name parameters only). */
+static rv_err_t leave_names_out(rv_twriter_t *w, rv_tframe_t *f, rv_error_t **err) {
+    if (f->column_count > w->cols_cap) {
+        rv_tcolumn_t *grown = realloc(w->cols, f->column_count * sizeof *grown);
+        if (!grown) {
+            return rv__error_set(err, RV_ERR_NOMEM, "telemetry writer: out of memory");
+        }
+        w->cols = grown;
+        w->cols_cap = f->column_count;
+    }
+    for (size_t c = 0; c < f->column_count; c++) {
+        w->cols[c] = f->columns[c];
+        if (w->cols[c].type != RV_TCOL_TAG) {
+            w->cols[c].name = NULL;
+        }
+    }
+    f->columns = w->cols;
+    return RV_OK;
+}
+
 rv_err_t rv_twriter_write_frame(rv_twriter_t *w, const rv_tframe_t *frame, rv_error_t **err) {
     if (!frame || frame->rows == 0) {
         return RV_OK;
@@ -404,6 +431,9 @@ rv_err_t rv_twriter_write_frame(rv_twriter_t *w, const rv_tframe_t *frame, rv_er
     rv_err_t e = before_data(w, has_t, t, err);
     if (e == RV_OK && w->wire != RV_TWIRE_QUIX) {
         e = format_for(w, frame, &f.format_id, err);
+        if (e == RV_OK && w->compact_frames) {
+            e = leave_names_out(w, &f, err);
+        }
     }
     return e == RV_OK ? send_data(w, &p, err) : e;
 }

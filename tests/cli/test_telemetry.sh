@@ -94,8 +94,10 @@ time                       speed  gear  driver
 lap session_end: {"version":1,"type":"session_end","stream_id":"lap","session_id":"lap","end_time":1763899200300000000}
 lap stream_end: {"version":1,"type":"stream_end","stream_id":"lap","end":"closed"}'
 
-run rv consume -t tele -e -q --telemetry -J -o 12 -c 1
-expect "consume --telemetry -J" 0 '{"version":1,"type":"frame","stream_id":"rig-2","format_id":1,"columns":[{"name":"a","type":"double"},{"name":"b","type":"string"}],"rows":[{"time":1763899201000000000,"values":{"a":1.5,"b":"x"}},{"time":1763899201500000000,"values":{"a":2.5,"b":"say \"hi\""}}]}'
+# From the data format on: the frame leaves its column names to the format (docs/telemetry.md).
+run rv consume -t tele -e -q --telemetry -J -o 11 -c 2
+expect "consume --telemetry -J" 0 '{"version":1,"type":"data_format","stream_id":"rig-2","format_id":1,"parameter_ids":["a","b"]}
+{"version":1,"type":"frame","stream_id":"rig-2","format_id":1,"columns":[{"name":"a","type":"double"},{"name":"b","type":"string"}],"rows":[{"time":1763899201000000000,"values":{"a":1.5,"b":"x"}},{"time":1763899201500000000,"values":{"a":2.5,"b":"say \"hi\""}}]}'
 
 # ---- replay ----
 run rv replay -t tele -s lap --max --from 2025-11-23T12:00:00.1Z --to 1763899200.3 -q
@@ -154,7 +156,7 @@ run rv record -t tele --csv missing.csv
 expect_err "missing file" 1 "rivulet record: cannot open 'missing.csv': No such file or directory"
 printf 'time,x\n2025-11-23T12:00:00Z,1\nnoon,2\n' >badtime.csv
 run rv record -t tele --csv badtime.csv
-expect_err "bad time" 1 "rivulet record: badtime.csv:3: column 'time': 'noon' is not a time (ns since the epoch, seconds with a decimal point, or ISO 8601)"
+expect_err "bad time" 1 "rivulet record: badtime.csv:3: column 1 ('time'): 'noon' is not a time (ns since the epoch, seconds with a decimal point, or ISO 8601)"
 printf 'time,x\n1.0,1,2\n' >badrow.csv
 run rv record -t tele --csv badrow.csv
 expect_err "bad row" 1 "rivulet record: badrow.csv:2: 3 cells, the header has 2"

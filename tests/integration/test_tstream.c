@@ -517,6 +517,57 @@ static size_t count_type(rv_broker_t *b, const char *topic, rv_tpacket_type_t ty
     return count;
 }
 
+/* The frame records of `topic` as they are on the wire. With `compact` their column names are
+ * left to the data format (format 1, sent before them), which saves the name's bytes in every
+ * frame; without, every frame names its column. */
+static void check_frame_names(rv_broker_t *b, const char *topic, size_t want, bool compact) {
+    rv_consumer_t *c = rv_consumer_new(b, &(rv_consumer_opts_t){0}, NULL);
+    rv_topic_partition_t tp = {topic, 0, RV_OFFSET_BEGINNING};
+    rv_consumer_assign(c, &tp, 1, NULL);
+    int64_t low = 0, high = 0;
+    rv_broker_watermarks(b, topic, 0, &low, &high, NULL);
+    rv_arena_t *a = rv_arena_new(0);
+    rv_strbuf_t named = RV_STRBUF_INIT;
+    size_t frames = 0;
+    int64_t next = low, deadline = rv_clock_mono_ms() + 10000;
+    while (next < high && rv_clock_mono_ms() < deadline) {
+        const rv_record_t *recs = NULL;
+        size_t n = 0;
+        rv_consumer_poll(c, &recs, 256, &n, 100, NULL);
+        for (size_t i = 0; i < n; i++) {
+            next = recs[i].offset + 1;
+            rv_tpacket_t *p = NULL;
+            REQUIRE(rv_tpacket_decode(a, recs[i].value, recs[i].value_len, &p, NULL) == RV_OK);
+            if (p->type != RV_TPACKET_FRAME) {
+                continue;
+            }
+            frames++;
+            CHECK_INT(p->u.frame->format_id, 1);
+            REQUIRE(p->u.frame->column_count == 1);
+            if (!compact) {
+                CHECK_STR(p->u.frame->columns[0].name, "speed");
+                continue;
+            }
+            CHECK_STR(p->u.frame->columns[0].name, "");
+            CHECK(memmem(recs[i].value, recs[i].value_len, "speed", 5) == NULL);
+            /* The same frame with its name costs the name's field: key, length, 5 bytes. */
+            rv_tcolumn_t col = p->u.frame->columns[0];
+            col.name = "speed";
+            rv_tframe_t f = *p->u.frame;
+            f.columns = &col;
+            rv_tpacket_t q = *p;
+            q.u.frame = &f;
+            rv_strbuf_clear(&named);
+            REQUIRE(rv_tpacket_encode(&q, &named, NULL) == RV_OK);
+            CHECK_INT(named.len, recs[i].value_len + 7);
+        }
+    }
+    CHECK_INT(frames, want);
+    rv_strbuf_free(&named);
+    rv_arena_destroy(a);
+    rv_consumer_close(c);
+}
+
 static void test_late_consumer(void) {
     rv_broker_t *b = open_broker();
     REQUIRE(b);
@@ -525,7 +576,8 @@ static void test_late_consumer(void) {
     const rv_tframe_t *frames[20];
     /* Every 5 data packets: records are 0 props, 1 defs, 2 format, 3..7 frames 0-4, 8 props,
      * 9 defs, 10 format, 11..15 frames 5-9, ... */
-    rv_twriter_opts_t wo = {.redefine_packets = 5, .redefine_interval_ns = -1};
+    rv_twriter_opts_t wo = {
+        .redefine_packets = 5, .redefine_interval_ns = -1, .compact_frames = true};
     write_series(b, "late", "car-1", &wo, a, frames);
     seen_t s = {.arena = rv_arena_new(0)};
     rv_treader_callbacks_t cb = callbacks(&s);
@@ -546,6 +598,30 @@ static void test_late_consumer(void) {
     }
     CHECK(strncmp(s.log, "open car-1;properties car-1;definitions car-1;frame car-1;", 58) == 0);
     CHECK_INT(count_type(b, "late", RV_TPACKET_PARAMETER_DEFINITIONS), 4);
+    check_frame_names(b, "late", 20, true);
+    /* By default frames keep their names, for records decoded on their own. */
+    make_topic(b, "named", 1);
+    const rv_tframe_t *named[20];
+    write_series(b, "named", "car-2", &(rv_twriter_opts_t){.redefine_packets = 5}, a, named);
+    check_frame_names(b, "named", 20, false);
+    rv_treader_destroy(r);
+    rv_arena_destroy(s.arena);
+
+    /* A late consumer that takes frames before their format (deliver_undefined) gets them
+     * unnamed; once the re-sent format arrives, frames have their names again. */
+    memset(&s, 0, sizeof s);
+    s.arena = rv_arena_new(0);
+    cb = callbacks(&s);
+    r = rv_treader_new(&(rv_treader_opts_t){.deliver_undefined = true}, &cb, NULL);
+    REQUIRE(r);
+    read_all(b, "late", 4, r);
+    REQUIRE(s.frame_count == 19);
+    for (size_t i = 0; i < 19; i++) {
+        const rv_tframe_t *f = s.frames[i]->u.frame;
+        REQUIRE(f->column_count == 1);
+        CHECK_STR(f->columns[0].name, i < 4 ? "" : "speed");
+        CHECK(f->columns[0].v.d[0] == (double)(i + 1));
+    }
     rv_treader_destroy(r);
     rv_arena_destroy(s.arena);
 

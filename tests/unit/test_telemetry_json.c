@@ -385,6 +385,85 @@ static void test_serialisers(void) {
     rv_strbuf_free(&again);
 }
 
+/* A wide frame's rows are objects built without lookups (the unique-key builder): they must
+ * still answer lookups through their index, take new members and drop old ones, and a frame
+ * whose columns repeat a name still merges them (the last wins). */
+static void test_wide_rows(void) {
+    rv_arena_t *a = rv_arena_new(0);
+    rv_tframe_builder_t *b = rv_tframe_builder_new();
+    char name[16];
+    int col[40];
+    for (int c = 0; c < 40; c++) {
+        snprintf(name, sizeof name, "ch%02d", c);
+        col[c] = rv_tframe_builder_column(b, name, c % 2 ? RV_TCOL_DOUBLE : RV_TCOL_INT64);
+    }
+    for (int r = 0; r < 3; r++) {
+        rv_tframe_builder_add_row(b, 100 + r);
+        for (int c = 0; c < 40; c++) {
+            if ((r + c) % 7 == 0) {
+                continue; /* absent cells */
+            }
+            if (c % 2) {
+                rv_tframe_builder_set_double(b, col[c], r * 100 + c + 0.5);
+            } else {
+                rv_tframe_builder_set_int(b, col[c], r * 100 + c);
+            }
+        }
+    }
+    const rv_tframe_t *f = NULL;
+    REQUIRE(rv_tframe_builder_finish(b, a, 0, &f) == RV_OK);
+    rv_tpacket_t p = {.type = RV_TPACKET_FRAME, .u.frame = f};
+    rv_value_t *v = NULL;
+    REQUIRE(rv_tpacket_to_value(a, &p, &v, NULL) == RV_OK);
+    for (int r = 0; r < 3; r++) {
+        rv_value_t *vals =
+            rv_value_get_cstr(rv_value_at(rv_value_get_cstr(v, "rows"), r), "values");
+        REQUIRE(vals);
+        size_t present = 0;
+        for (int c = 39; c >= 0; c--) {
+            snprintf(name, sizeof name, "ch%02d", c);
+            rv_value_t *x = rv_value_get_cstr(vals, name);
+            if ((r + c) % 7 == 0) {
+                CHECK_MSG(x == NULL, "row %d %s present", r, name);
+                continue;
+            }
+            present++;
+            REQUIRE(x);
+            if (c % 2) {
+                CHECK(rv_value_double(x) == r * 100 + c + 0.5);
+            } else {
+                CHECK_INT(rv_value_int(x), r * 100 + c);
+            }
+        }
+        CHECK_INT(rv_value_len(vals), present);
+        /* In order of the columns. */
+        const char *k0 = NULL;
+        rv_value_member_at(vals, 0, &k0, NULL);
+        CHECK_STR(k0, r == 0 ? "ch01" : "ch00");
+        REQUIRE(rv_value_set(a, vals, "extra", 5, rv_value_new_int(a, 7)) == RV_OK);
+        REQUIRE(rv_value_set(a, vals, "ch05", 4, rv_value_new_int(a, -1)) == RV_OK);
+        CHECK_INT(rv_value_len(vals), present + 1 + ((r + 5) % 7 == 0)); /* ch05 new in row 2 */
+        CHECK_INT(rv_value_int(rv_value_get_cstr(vals, "extra")), 7);
+        CHECK_INT(rv_value_int(rv_value_get_cstr(vals, "ch05")), -1);
+        CHECK(rv_value_remove(vals, "ch03", 4) == ((r + 3) % 7 != 0));
+        CHECK(rv_value_get_cstr(vals, "ch03") == NULL);
+        CHECK_INT(rv_value_int(rv_value_get_cstr(vals, "extra")), 7);
+    }
+    /* Two columns of one name (a frame no decoder accepts, built by hand): the last wins. */
+    static const double d1[] = {1.0}, d2[] = {2.0};
+    static const int64_t ts[] = {9};
+    rv_tcolumn_t twice[2] = {{.name = "x", .type = RV_TCOL_DOUBLE, .v.d = d1},
+                             {.name = "x", .type = RV_TCOL_DOUBLE, .v.d = d2}};
+    rv_tframe_t tf = {.rows = 1, .timestamps = ts, .column_count = 2, .columns = twice};
+    p.u.frame = &tf;
+    rv_strbuf_t out = RV_STRBUF_INIT;
+    REQUIRE(rv_tpacket_write_json(&p, &out, NULL) == RV_OK);
+    CHECK(strstr(out.data, "\"values\":{\"x\":2.0}") != NULL);
+    rv_strbuf_free(&out);
+    rv_tframe_builder_destroy(b);
+    rv_arena_destroy(a);
+}
+
 int main(void) {
     A = rv_arena_new(0);
     RV_RUN(test_value_and_json_round_trip);
@@ -392,6 +471,7 @@ int main(void) {
     RV_RUN(test_quix_golden);
     RV_RUN(test_quix_malformed_and_limits);
     RV_RUN(test_serialisers);
+    RV_RUN(test_wide_rows);
     rv_arena_destroy(A);
     return rv_test_finish();
 }

@@ -461,6 +461,179 @@ static void test_malformed(void) {
     rv_strbuf_free(&more);
 }
 
+/*
+ * Frames whose data format names their columns: the encoder leaves the names out (absent or
+ * empty names of non-tag columns in a frame with a format id), protobuf-c still reads the
+ * bytes, the decoder gives such columns the empty name, and only a frame with a format id may
+ * have them.
+ */
+static void test_names_left_to_the_format(void) {
+    static const int64_t ts[] = {1000, 1010, 1020};
+    static const double speed[] = {1.5, 2.5, 3.5};
+    static const int64_t gear[] = {3, 4, -5};
+    static const rv_buf_t driver[] = {{"ann", 3}, {"bob", 3}, {"cy", 2}};
+    rv_tcolumn_t named[3] = {{.name = "speed", .type = RV_TCOL_DOUBLE, .v.d = speed},
+                             {.name = "gear", .type = RV_TCOL_INT64, .v.i = gear},
+                             {.name = "driver", .type = RV_TCOL_TAG, .v.s = driver}};
+    rv_tcolumn_t unnamed[3] = {named[0], named[1], named[2]};
+    unnamed[0].name = NULL;
+    unnamed[1].name = "";
+    rv_tframe_t fn = {
+        .format_id = 4, .rows = 3, .timestamps = ts, .column_count = 3, .columns = named};
+    rv_tframe_t fu = fn;
+    fu.columns = unnamed;
+    rv_tpacket_t pn = {.type = RV_TPACKET_FRAME, .stream_id = "s", .u.frame = &fn};
+    rv_tpacket_t pu = pn;
+    pu.u.frame = &fu;
+    rv_strbuf_t a = RV_STRBUF_INIT, b = RV_STRBUF_INIT;
+    REQUIRE(rv_tpacket_encode(&pn, &a, NULL) == RV_OK);
+    REQUIRE(rv_tpacket_encode(&pu, &b, NULL) == RV_OK);
+    /* Exactly the two name fields are gone: key, length and bytes of "speed" and "gear". */
+    CHECK_INT(a.len - b.len, (2 + 5) + (2 + 4));
+    CHECK(memmem(b.data, b.len, "driver", 6) != NULL); /* tags keep theirs */
+    CHECK(memmem(b.data, b.len, "speed", 5) == NULL);
+    /* protobuf-c reads it: the names are absent, everything else is there. */
+    Rivulet__Telemetry__Envelope *env =
+        rivulet__telemetry__envelope__unpack(NULL, b.len, (const uint8_t *)b.data);
+    REQUIRE(env && env->frame);
+    CHECK_INT(env->frame->format_id, 4);
+    CHECK_INT(env->frame->n_columns, 3);
+    CHECK(env->frame->columns[0]->name == NULL || *env->frame->columns[0]->name == 0);
+    CHECK(env->frame->columns[1]->name == NULL || *env->frame->columns[1]->name == 0);
+    CHECK_STR(env->frame->columns[2]->name, "driver");
+    CHECK_INT(env->frame->columns[0]->n_doubles, 3);
+    CHECK(env->frame->columns[0]->doubles[2] == 3.5);
+    CHECK_INT(env->frame->columns[1]->n_ints, 3);
+    CHECK_INT(env->frame->columns[1]->ints[2], -5);
+    rivulet__telemetry__envelope__free_unpacked(env, NULL);
+    /* Decoded: the empty name, values intact; encoding that again gives the same bytes. */
+    rv_tpacket_t *p = NULL;
+    REQUIRE(rv_tpacket_decode(A, b.data, b.len, &p, NULL) == RV_OK);
+    const rv_tframe_t *f = p->u.frame;
+    CHECK_INT(f->format_id, 4);
+    CHECK_INT(f->column_count, 3);
+    CHECK_STR(f->columns[0].name, "");
+    CHECK_STR(f->columns[1].name, "");
+    CHECK_STR(f->columns[2].name, "driver");
+    CHECK(f->columns[0].v.d[1] == 2.5);
+    CHECK_INT(f->columns[1].v.i[2], -5);
+    rv_strbuf_t c = RV_STRBUF_INIT;
+    REQUIRE(rv_tpacket_encode(p, &c, NULL) == RV_OK);
+    CHECK(c.len == b.len && memcmp(c.data, b.data, b.len) == 0);
+    /* Appending matches unnamed columns by their place in the format, and only within one. */
+    const rv_tframe_t *twice = NULL;
+    REQUIRE(rv_tframe_append(A, f, f, &twice, NULL) == RV_OK);
+    CHECK_INT(twice->rows, 6);
+    CHECK_INT(twice->column_count, 3);
+    CHECK_INT(twice->format_id, 4);
+    CHECK(twice->columns[0].type == RV_TCOL_DOUBLE && twice->columns[0].v.d[4] == 2.5);
+    CHECK(twice->columns[1].type == RV_TCOL_INT64 && twice->columns[1].v.i[5] == -5);
+    rv_tframe_t other = *f;
+    other.format_id = 5;
+    rv_error_t *err = NULL;
+    CHECK_INT(rv_tframe_append(A, f, &other, &twice, &err), RV_ERR_INVALID_ARG);
+    CHECK(err && strstr(rv_error_message(err), "data formats 4 and 5"));
+    rv_error_destroy(err);
+    /* The tree lists such columns with the empty name and keys their cells by their place in
+     * the format; reading the tree back gives the same packet. */
+    rv_strbuf_clear(&c);
+    REQUIRE(rv_tpacket_write_json(p, &c, NULL) == RV_OK);
+    CHECK_STR(c.data,
+              "{\"version\":1,\"type\":\"frame\",\"stream_id\":\"s\",\"format_id\":4,"
+              "\"columns\":[{\"name\":\"\",\"type\":\"double\"},{\"name\":\"\","
+              "\"type\":\"int64\"},{\"name\":\"driver\",\"type\":\"tag\"}],\"rows\":["
+              "{\"time\":1000,\"values\":{\"#0\":1.5,\"#1\":3},\"tags\":{\"driver\":\"ann\"}},"
+              "{\"time\":1010,\"values\":{\"#0\":2.5,\"#1\":4},\"tags\":{\"driver\":\"bob\"}},"
+              "{\"time\":1020,\"values\":{\"#0\":3.5,\"#1\":-5},\"tags\":{\"driver\":\"cy\"}}"
+              "]}");
+    rv_tpacket_t *back = NULL;
+    REQUIRE(rv_tpacket_read_json(A, c.data, c.len, &back, NULL) == RV_OK);
+    CHECK(rv_tpacket_equal(back, p));
+    /* A column named like an unnamed column's key could not be told apart: refused both ways. */
+    unnamed[2].name = "#1";
+    unnamed[2].type = RV_TCOL_STRING;
+    err = NULL;
+    CHECK_INT(rv_tpacket_encode(&pu, &c, &err), RV_ERR_INVALID_ARG);
+    CHECK(err && strstr(rv_error_message(err), "column 2's name '#1' is the JSON key of an "
+                                               "unnamed column"));
+    rv_error_destroy(err);
+    unnamed[2].name = "#2"; /* its own position: no clash */
+    rv_strbuf_clear(&c);
+    CHECK_INT(rv_tpacket_encode(&pu, &c, NULL), RV_OK);
+    unnamed[2].name = "driver";
+    unnamed[2].type = RV_TCOL_TAG;
+    static const char clash[] = "{\"version\":1,\"type\":\"frame\",\"format_id\":1,\"columns\":"
+                                "[{\"name\":\"\",\"type\":\"double\"},{\"name\":\"#0\","
+                                "\"type\":\"int64\"}],\"rows\":[]}";
+    err = NULL;
+    CHECK_INT(rv_tpacket_read_json(A, clash, sizeof clash - 1, &back, &err), RV_ERR_PARSE);
+    CHECK(err && strstr(rv_error_message(err), "$.columns[1]: a second column named '#0'"));
+    rv_error_destroy(err);
+    /* The encoder refuses an unnamed column without a format, and an unnamed tag. */
+    err = NULL;
+    fu.format_id = 0;
+    CHECK_INT(rv_tpacket_encode(&pu, &c, &err), RV_ERR_INVALID_ARG);
+    CHECK(err && strstr(rv_error_message(err), "column 0 has no name"));
+    rv_error_destroy(err);
+    fu.format_id = 4;
+    unnamed[2].name = NULL;
+    err = NULL;
+    CHECK_INT(rv_tpacket_encode(&pu, &c, &err), RV_ERR_INVALID_ARG);
+    CHECK(err && strstr(rv_error_message(err), "column 2 has no name"));
+    rv_error_destroy(err);
+    /* The decoder likewise: protobuf-c packs a frame with an unnamed column and no format id,
+     * then an unnamed tag in a frame with one. */
+    Rivulet__Telemetry__Envelope e = RIVULET__TELEMETRY__ENVELOPE__INIT;
+    Rivulet__Telemetry__Frame fr = RIVULET__TELEMETRY__FRAME__INIT;
+    Rivulet__Telemetry__Column col = RIVULET__TELEMETRY__COLUMN__INIT;
+    Rivulet__Telemetry__Column *colp = &col;
+    int64_t delta = 7;
+    double one = 1.0;
+    e.has_version = 1;
+    e.version = 1;
+    e.packet_case = RIVULET__TELEMETRY__ENVELOPE__PACKET_FRAME;
+    e.frame = &fr;
+    fr.n_timestamp_deltas = 1;
+    fr.timestamp_deltas = &delta;
+    fr.n_columns = 1;
+    fr.columns = &colp;
+    col.has_type = 1;
+    col.type = RIVULET__TELEMETRY__COLUMN_TYPE__DOUBLE;
+    col.n_doubles = 1;
+    col.doubles = &one;
+    pc_pack(&e, &c);
+    expect_bad(c.data, c.len, RV_ERR_PARSE,
+               "field columns[0]: column has no name and the frame names no data format");
+    fr.has_format_id = 1;
+    fr.format_id = 2;
+    pc_pack(&e, &c);
+    p = NULL;
+    REQUIRE(rv_tpacket_decode(A, c.data, c.len, &p, NULL) == RV_OK);
+    CHECK_STR(p->u.frame->columns[0].name, "");
+    col.type = RIVULET__TELEMETRY__COLUMN_TYPE__TAG;
+    col.n_doubles = 0;
+    ProtobufCBinaryData v = {1, (uint8_t *)"t"};
+    col.n_values = 1;
+    col.values = &v;
+    pc_pack(&e, &c);
+    expect_bad(c.data, c.len, RV_ERR_PARSE, "field columns[0]: a tag column has no name");
+    /* An unnamed column and a column named "#0", its key in the JSON forms. */
+    col.type = RIVULET__TELEMETRY__COLUMN_TYPE__DOUBLE;
+    col.n_values = 0;
+    col.n_doubles = 1;
+    Rivulet__Telemetry__Column col2 = col;
+    col2.name = "#0";
+    Rivulet__Telemetry__Column *two[] = {&col, &col2};
+    fr.n_columns = 2;
+    fr.columns = two;
+    pc_pack(&e, &c);
+    expect_bad(c.data, c.len, RV_ERR_PARSE,
+               "field columns[1] (#0): the name is the JSON key of an unnamed column");
+    rv_strbuf_free(&a);
+    rv_strbuf_free(&b);
+    rv_strbuf_free(&c);
+}
+
 int main(void) {
     A = rv_arena_new(0);
     RV_RUN(test_builder);
@@ -469,6 +642,7 @@ int main(void) {
     RV_RUN(test_protobuf_c_reads_ours);
     RV_RUN(test_we_read_protobuf_c);
     RV_RUN(test_malformed);
+    RV_RUN(test_names_left_to_the_format);
     rv_arena_destroy(A);
     return rv_test_finish();
 }

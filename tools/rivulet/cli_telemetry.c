@@ -198,6 +198,8 @@ void cli_frame_table(rv_strbuf_t *out, const rv_tframe_t *f) {
     free(width);
 }
 
+static int packet_format(rv_strbuf_t *out, const rv_tpacket_t *p, int json, const char *command);
+
 int cli_telemetry_format(rv_strbuf_t *out, rv_arena_t *arena, const rv_record_t *r, int json,
                          const char *command) {
     rv_arena_reset(arena);
@@ -226,7 +228,109 @@ int cli_telemetry_format(rv_strbuf_t *out, rv_arena_t *arena, const rv_record_t 
     return cli_packet_format(out, p, json, command);
 }
 
+/*
+ * The data formats printed so far, per stream. Writers on the protobuf wire leave out the column
+ * names a frame's data format gives (the format goes out first and again with each re-send), so
+ * a frame is printed with the names of the last format of its stream and id. Process-wide: the
+ * CLI prints one topic at a time, from one thread.
+ */
+typedef struct seen_format_s {
+    char *stream;
+    uint32_t id;
+    char **ids;
+    size_t count;
+} seen_format_t;
+
+static seen_format_t *seen_formats;
+static size_t seen_count;
+
+static seen_format_t *seen_find(const char *stream, uint32_t id) {
+    for (size_t i = 0; i < seen_count; i++) {
+        if (seen_formats[i].id == id && strcmp(seen_formats[i].stream, stream) == 0) {
+            return &seen_formats[i];
+        }
+    }
+    return NULL;
+}
+
+static void seen_remember(const rv_tpacket_t *p) {
+    const char *stream = p->stream_id ? p->stream_id : "";
+    seen_format_t *f = seen_find(stream, p->u.format.format_id);
+    if (!f) {
+        seen_format_t *grown = realloc(seen_formats, (seen_count + 1) * sizeof *grown);
+        char *copy = strdup(stream);
+        if (!grown || !copy) {
+            seen_formats = grown ? grown : seen_formats;
+            free(copy);
+            return;
+        }
+        seen_formats = grown;
+        f = &seen_formats[seen_count++];
+        *f = (seen_format_t){.stream = copy, .id = p->u.format.format_id};
+    }
+    for (size_t i = 0; i < f->count; i++) {
+        free(f->ids[i]);
+    }
+    free(f->ids);
+    f->count = 0;
+    f->ids = calloc(p->u.format.count + 1, sizeof *f->ids);
+    for (size_t i = 0; f->ids && i < p->u.format.count; i++) {
+        const char *id = p->u.format.parameter_ids[i];
+        f->ids[i] = strdup(id ? id : "");
+        f->count += f->ids[i] != NULL;
+    }
+}
+
+/* `f` with the names its stream's data format gives, in `cols` (free it) when any was
+ * missing; `f` itself otherwise. */
+static const rv_tframe_t *seen_name(const rv_tpacket_t *p, const rv_tframe_t *f, rv_tframe_t *named,
+                                    rv_tcolumn_t **cols) {
+    *cols = NULL;
+    seen_format_t *fmt =
+        f->format_id ? seen_find(p->stream_id ? p->stream_id : "", f->format_id) : NULL;
+    if (!fmt || !(*cols = malloc(f->column_count * sizeof **cols + 1))) {
+        return f;
+    }
+    for (size_t c = 0, k = 0; c < f->column_count; c++) {
+        (*cols)[c] = f->columns[c];
+        if (f->columns[c].type == RV_TCOL_TAG) {
+            continue;
+        }
+        if ((!f->columns[c].name || !*f->columns[c].name) && k < fmt->count) {
+            (*cols)[c].name = fmt->ids[k];
+        }
+        k++;
+    }
+    *named = *f;
+    named->columns = *cols;
+    return named;
+}
+
 int cli_packet_format(rv_strbuf_t *out, const rv_tpacket_t *p, int json, const char *command) {
+    if (p->type == RV_TPACKET_DATA_FORMAT) {
+        seen_remember(p);
+    }
+    const rv_tframe_t *f = p->type == RV_TPACKET_FRAME           ? p->u.frame
+                           : p->type == RV_TPACKET_PERIODIC_DATA ? p->u.periodic.frame
+                                                                 : NULL;
+    if (f) {
+        rv_tframe_t named;
+        rv_tcolumn_t *cols;
+        rv_tpacket_t copy = *p;
+        f = seen_name(p, f, &named, &cols);
+        if (p->type == RV_TPACKET_FRAME) {
+            copy.u.frame = f;
+        } else {
+            copy.u.periodic.frame = f;
+        }
+        int rc = packet_format(out, &copy, json, command);
+        free(cols);
+        return rc;
+    }
+    return packet_format(out, p, json, command);
+}
+
+static int packet_format(rv_strbuf_t *out, const rv_tpacket_t *p, int json, const char *command) {
     rv_error_t *err = NULL;
     if (json) {
         if (rv_tpacket_write_json(p, out, &err) != RV_OK) {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "telemetry/csv_int.h" /* the CSV reader, shared with its tests and fuzz target */
 
 #define COMMAND "record"
 
@@ -38,124 +39,7 @@ static void usage(FILE *out) {
             RV_BROKER_DEFAULT_URL);
 }
 
-/* The parsed file: rows of cells (pointers into `text`, NUL-terminated in place). */
-typedef struct csv_s {
-    char *text;
-    char ***rows;
-    size_t *lines; /* the file line each row starts on */
-    size_t row_count, row_cap;
-    size_t cols;
-} csv_t;
-
-static void csv_free(csv_t *c) {
-    for (size_t i = 0; i < c->row_count; i++) {
-        free(c->rows[i]);
-    }
-    free(c->rows);
-    free(c->lines);
-    free(c->text);
-}
-
-/* Splits the text into rows and cells. Returns 0, or 1 after printing an error. */
-static int csv_parse(csv_t *c, const char *path) {
-    char *p = c->text, *w;
-    size_t line = 1;
-    while (*p) {
-        size_t cap = 8, n = 0, start_line = line;
-        char **cells = malloc(cap * sizeof *cells);
-        if (!cells) {
-            return cli_fail(CLI_FAILED, COMMAND, "out of memory");
-        }
-        for (;;) { /* one cell */
-            if (n == cap) {
-                char **grown = realloc(cells, (cap *= 2) * sizeof *grown);
-                if (!grown) {
-                    free(cells);
-                    return cli_fail(CLI_FAILED, COMMAND, "out of memory");
-                }
-                cells = grown;
-            }
-            cells[n++] = w = p;
-            if (*p == '"') {
-                p++;
-                for (;;) {
-                    if (!*p) {
-                        free(cells);
-                        return cli_fail(CLI_FAILED, COMMAND, "%s:%zu: a quoted cell is not closed",
-                                        path, start_line);
-                    }
-                    if (*p == '"' && p[1] == '"') {
-                        *w++ = '"';
-                        p += 2;
-                    } else if (*p == '"') {
-                        p++;
-                        break;
-                    } else {
-                        line += *p == '\n';
-                        *w++ = *p++;
-                    }
-                }
-                if (*p && *p != ',' && *p != '\n' && *p != '\r') {
-                    free(cells);
-                    return cli_fail(CLI_FAILED, COMMAND, "%s:%zu: text after a closing quote", path,
-                                    line);
-                }
-            } else {
-                while (*p && *p != ',' && *p != '\n' && *p != '\r') {
-                    *w++ = *p++;
-                }
-            }
-            char sep = *p;
-            *w = '\0';
-            if (sep == ',') {
-                p++;
-                continue;
-            }
-            if (sep == '\r') { /* the cell's NUL took its place */
-                p++;
-                p += *p == '\n';
-                line++;
-            } else if (sep == '\n') {
-                p++;
-                line++;
-            }
-            break;
-        }
-        if (n == 1 && !*cells[0]) { /* an empty line */
-            free(cells);
-            continue;
-        }
-        if (c->row_count == c->row_cap) {
-            size_t cap2 = c->row_cap ? c->row_cap * 2 : 64;
-            char ***grown = realloc(c->rows, cap2 * sizeof *grown);
-            size_t *lgrown = grown ? realloc(c->lines, cap2 * sizeof *lgrown) : NULL;
-            if (grown) {
-                c->rows = grown;
-            }
-            if (!lgrown) {
-                free(cells);
-                return cli_fail(CLI_FAILED, COMMAND, "out of memory");
-            }
-            c->lines = lgrown;
-            c->row_cap = cap2;
-        }
-        if (c->row_count == 0) {
-            c->cols = n;
-        } else if (n != c->cols) {
-            free(cells);
-            return cli_fail(CLI_FAILED, COMMAND, "%s:%zu: %zu cells, the header has %zu", path,
-                            start_line, n, c->cols);
-        }
-        c->lines[c->row_count] = start_line;
-        c->rows[c->row_count++] = cells;
-    }
-    if (c->row_count == 0) {
-        return cli_fail(CLI_FAILED, COMMAND, "%s: no header row", path);
-    }
-    return 0;
-}
-
-static int read_file(const char *path, char **out) {
+static int read_file(const char *path, char **out, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         return cli_fail(CLI_FAILED, COMMAND, "cannot open '%s': %m", path);
@@ -176,19 +60,9 @@ static int read_file(const char *path, char **out) {
         rv_strbuf_free(&sb);
         return cli_fail(CLI_FAILED, COMMAND, "cannot read '%s'", path);
     }
-    if (rv_strbuf_reserve(&sb, 1) != RV_OK) {
-        rv_strbuf_free(&sb);
-        return cli_fail(CLI_FAILED, COMMAND, "out of memory");
-    }
-    sb.data[sb.len] = '\0';
     *out = sb.data;
+    *len = sb.len;
     return 0;
-}
-
-static int is_number(const char *s, double *v) {
-    char *end = NULL;
-    *v = strtod(s, &end);
-    return *s && !*end && isfinite(*v);
 }
 
 /* The stream id a file name suggests: its base name without the extension. */
@@ -203,10 +77,18 @@ static char *default_id(const char *path) {
 static int record(cli_client_t *cl, const char *topic, const char *path, const char *id,
                   const char *name, const char *time_col, int64_t per_frame, rv_twire_t wire,
                   int quiet) {
-    csv_t csv = {0};
-    if (read_file(path, &csv.text) || csv_parse(&csv, path)) {
-        csv_free(&csv);
+    rv__csv_t csv = {0};
+    char *text = NULL;
+    size_t text_len = 0;
+    if (read_file(path, &text, &text_len)) {
         return CLI_FAILED;
+    }
+    rv_error_t *perr = NULL;
+    rv_err_t pe = rv__csv_parse(text, text_len, path, &csv, &perr);
+    free(text);
+    if (pe != RV_OK) {
+        rv__csv_free(&csv);
+        return cli_fail_error(CLI_FAILED, COMMAND, perr);
     }
     char **head = csv.rows[0];
     size_t tcol = 0, cols = csv.cols;
@@ -215,7 +97,7 @@ static int record(cli_client_t *cl, const char *topic, const char *path, const c
             tcol++;
         }
         if (tcol == cols) {
-            csv_free(&csv);
+            rv__csv_free(&csv);
             return cli_fail(CLI_FAILED, COMMAND, "%s: no column '%s' in the header", path,
                             time_col);
         }
@@ -234,16 +116,11 @@ static int record(cli_client_t *cl, const char *topic, const char *path, const c
         numeric[c] = 1;
         for (size_t r = 1; r < csv.row_count && numeric[c]; r++) {
             double v;
-            numeric[c] = !*csv.rows[r][c] || is_number(csv.rows[r][c], &v);
+            numeric[c] = !*csv.rows[r][c] || rv__csv_number(csv.rows[r][c], &v);
         }
     }
-    for (size_t r = 1; r < csv.row_count && status == CLI_OK; r++) {
-        if (cli_time_parse(csv.rows[r][tcol], &times[r])) {
-            status = cli_fail(CLI_FAILED, COMMAND,
-                              "%s:%zu: column '%s': '%s' is not a time (ns since the epoch, "
-                              "seconds with a decimal point, or ISO 8601)",
-                              path, csv.lines[r], head[tcol], csv.rows[r][tcol]);
-        }
+    if (status == CLI_OK && rv__csv_times(&csv, tcol, path, times, &perr) != RV_OK) {
+        status = cli_fail_error(CLI_FAILED, COMMAND, perr);
     }
     size_t ndefs = 0;
     for (size_t c = 0; c < cols; c++) {
@@ -306,7 +183,7 @@ static int record(cli_client_t *cl, const char *topic, const char *path, const c
                 rv_tframe_builder_column(fb, head[c], numeric[c] ? RV_TCOL_DOUBLE : RV_TCOL_STRING);
             double v = 0;
             e = col < 0      ? RV_ERR_INVALID_ARG
-                : numeric[c] ? (is_number(cell, &v), rv_tframe_builder_set_double(fb, col, v))
+                : numeric[c] ? (rv__csv_number(cell, &v), rv_tframe_builder_set_double(fb, col, v))
                              : rv_tframe_builder_set_str(fb, col, cell, strlen(cell));
         }
         if (e == RV_OK && (r % (size_t)per_frame == 0 || r + 1 == csv.row_count)) {
@@ -340,7 +217,7 @@ static int record(cli_client_t *cl, const char *topic, const char *path, const c
     free(numeric);
     free(times);
     free(defs);
-    csv_free(&csv);
+    rv__csv_free(&csv);
     return status;
 }
 
