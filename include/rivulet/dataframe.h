@@ -286,6 +286,30 @@ RV_API rv_df_t *rv_df_window(rv_df_t *df, const rv_window_opts_t *opts, const rv
 
 /* ==== end of windows and aggregations ======================================================= */
 
+/* ==== resampling telemetry frames (docs/timeseries.md) ===================================== */
+
+/* rv_tinterp_opts_t of timeseries.h (included by rivulet.h), named by its tag here. */
+struct rv_tinterp_opts_s;
+
+/**
+ * Resamples telemetry frames: records whose value is a frame packet tree (as the `telemetry`
+ * and `quix` serialisers decode them: {"type": "frame", "stream_id", "columns", "rows"}) are fed
+ * to a resampler (rv_tinterp_t) made with `opts` (copied; `emit` and `opaque` are ignored), one
+ * per input partition and stream id, created on the stream's first frame. Each batch of grid
+ * rows it emits goes downstream as a frame packet tree of the same stream id, with the input
+ * record's key, timestamp = its first grid point in ms, and no headers. Every other value
+ * (other packets, tombstones, non-telemetry values) passes through unchanged.
+ * A grid interval is emitted once a frame with a row of a later interval arrives; nothing is
+ * flushed at the end of input. The resamplers live in memory only: they are lost when the
+ * application stops, and a partition read again from an earlier offset (after a rebalance)
+ * starts afresh, so reprocessed input rebuilds only what it covers. A frame with a late row
+ * (opts->late = RV_TLATE_ERROR) or a string column under a built-in aggregator fails (error
+ * policy). Bad options make it return NULL with the application keeping the error.
+ */
+RV_API rv_df_t *rv_df_resample(rv_df_t *df, const struct rv_tinterp_opts_s *opts);
+
+/* ==== end of resampling ===================================================================== */
+
 RV_END_DECLS
 
 #endif
