@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kafka_mock.h"
 #include "kafka_tsan.h"
 #include "rivulet/rivulet.h"
 #include "rv_test.h"
@@ -370,44 +371,7 @@ static void test_local_chaos(void) {
 /* ---- kafka:// on the mock cluster -------------------------------------------------------------
  */
 
-static rd_kafka_t *g_mock_rk;
-static rd_kafka_mock_cluster_t *g_mock;
-static char g_url[512];
-
-static void quiet(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    (void)level;
-    (void)fac;
-    (void)buf;
-}
-
-static bool mock_start(void) {
-    char why[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, quiet);
-    g_mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (!g_mock_rk) {
-        rd_kafka_conf_destroy(conf);
-        return false;
-    }
-    g_mock = rd_kafka_mock_cluster_new(g_mock_rk, 3);
-    if (!g_mock) {
-        return false;
-    }
-    snprintf(g_url, sizeof g_url, "kafka://%s", rd_kafka_mock_cluster_bootstraps(g_mock));
-    return true;
-}
-
-static void mock_stop(void) {
-    if (g_mock) {
-        rd_kafka_mock_cluster_destroy(g_mock);
-    }
-    if (g_mock_rk) {
-        rd_kafka_destroy(g_mock_rk);
-    }
-    g_mock = NULL;
-    g_mock_rk = NULL;
-}
+static km_cluster_t g_km;
 
 /*
  * What the mock does with transactions: whether a read_committed consumer sees the records of
@@ -424,10 +388,10 @@ static void mock_stop(void) {
     } while (0)
 
 static bool mock_probe(void) {
-    rv_broker_t *b = open_broker(g_url);
+    rv_broker_t *b = open_broker(g_km.url);
     const char *topic = "probe-in";
-    PROBE_REQUIRE(rd_kafka_mock_topic_create(g_mock, topic, 1, 1) == 0);
-    rv_conf_t *pc = base_conf(g_url);
+    PROBE_REQUIRE(rd_kafka_mock_topic_create(g_km.mock, topic, 1, 1) == 0);
+    rv_conf_t *pc = base_conf(g_km.url);
     rv_conf_set(pc, "transactional.id", "eos-probe", NULL);
     rv_producer_opts_t po = {.conf = pc};
     rv_error_t *err = NULL;
@@ -489,52 +453,53 @@ static bool mock_probe(void) {
 static void mock_topics(const char *group, const char *in, const char *out) {
     char cl[256];
     snprintf(cl, sizeof cl, "%s--changelog--%s--eos-window", group, in);
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, in, PARTS, 1) == 0);
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, out, PARTS, 1) == 0);
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, cl, PARTS, 1) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, in, PARTS, 1) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, out, PARTS, 1) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, cl, PARTS, 1) == 0);
 }
 
 static void test_kafka_chaos(void) {
-    REQUIRE(mock_start());
+    REQUIRE(km_start(&g_km, 3));
     bool eos_holds = mock_probe();
     mock_topics("eos-kafka", "keos-in", "keos-out");
     char dir[] = "/tmp/rv-eos-kchaos-XXXXXX";
     REQUIRE(mkdtemp(dir) != NULL);
     char state[128];
     snprintf(state, sizeof state, "%s/state", dir);
-    rv_broker_t *b = open_broker(g_url);
+    rv_broker_t *b = open_broker(g_km.url);
     write_input(b, "keos-in");
     if (!eos_holds) {
         fprintf(stderr, "  kafka mock: exactly-once cannot hold on it; the application runs "
                         "exactly-once (transactions, read_committed) but the output is checked "
                         "at-least-once\n");
     }
-    chaos(g_url, state, "eos-kafka", "keos-in", "keos-out", true, 2, "kafka");
+    chaos(g_km.url, state, "eos-kafka", "keos-in", "keos-out", true, 2, "kafka");
     check_output(b, "keos-out", eos_holds,
                  eos_holds ? "kafka, exactly-once" : "kafka, checked at-least-once");
     rv_broker_close(b);
     rm_rf(dir);
-    mock_stop();
+    km_stop(&g_km);
 }
 
 /* ---- rollback ----------------------------------------------------------------------------------
  */
 
 static void test_kafka_rollback(void) {
-    REQUIRE(mock_start());
+    REQUIRE(km_start(&g_km, 3));
     char dir[] = "/tmp/rv-eos-rollback-XXXXXX";
     REQUIRE(mkdtemp(dir) != NULL);
     char state[128];
     snprintf(state, sizeof state, "%s/state", dir);
     mock_topics("eos-rollback", "rb-in", "rb-out");
-    rv_broker_t *b = open_broker(g_url);
+    rv_broker_t *b = open_broker(g_km.url);
     write_input(b, "rb-in");
     /* The first transactions' offsets are refused with an error that requires an abort. */
-    rd_kafka_mock_push_request_errors(g_mock, 25 /* AddOffsetsToTxn */, 2,
+    rd_kafka_mock_push_request_errors(g_km.mock, 25 /* AddOffsetsToTxn */, 2,
                                       RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
                                       RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
     rv_error_t *err = NULL;
-    rv_app_t *app = app_build(g_url, state, "eos-rollback", "rb-in", "rb-out", true, false, &err);
+    rv_app_t *app =
+        app_build(g_km.url, state, "eos-rollback", "rb-in", "rb-out", true, false, &err);
     CHECK_MSG(app != NULL, "rv_app_new: %s", rv_error_message(err));
     if (app) {
         rv_run_opts_t ro = {.until_end = true, .timeout_ms = 40000};
@@ -553,7 +518,7 @@ static void test_kafka_rollback(void) {
     check_output(b, "rb-out", false, "kafka rollback");
     rv_broker_close(b);
     rm_rf(dir);
-    mock_stop();
+    km_stop(&g_km);
 }
 
 /* ---- exactly-once refused cleanly: no transactions, or uncommitted reads ----------------------

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafka_mock.h"
 #include "kafka_tsan.h"
 #include "rivulet/broker.h"
 #include "rivulet/clock.h"
@@ -33,59 +34,11 @@ enum { THREADS = 4, PARTITIONS = 4 };
 /* The longest a close may take: the bounded wait for a first assignment plus leaving. */
 #define CLOSE_BOUND_MS 9000
 
-static rd_kafka_t *g_mock_rk;
-static rd_kafka_mock_cluster_t *g_mock;
-static char g_url[512];
-
-static void quiet(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    (void)level;
-    (void)fac;
-    (void)buf;
-}
-
-static bool mock_start(void) {
-    char why[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, quiet);
-    g_mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (!g_mock_rk) {
-        rd_kafka_conf_destroy(conf);
-        return false;
-    }
-    g_mock = rd_kafka_mock_cluster_new(g_mock_rk, 1);
-    if (!g_mock) {
-        return false;
-    }
-    snprintf(g_url, sizeof g_url, "kafka://%s", rd_kafka_mock_cluster_bootstraps(g_mock));
-    return true;
-}
-
-static void mock_stop(void) {
-    if (g_mock) {
-        rd_kafka_mock_cluster_destroy(g_mock);
-    }
-    if (g_mock_rk) {
-        rd_kafka_destroy(g_mock_rk);
-    }
-}
+static km_cluster_t g_km;
 
 static rv_broker_t *open_mock(void) {
-    static const char *const pairs[] = {"kafka.session.timeout.ms=3100",
-                                        "kafka.heartbeat.interval.ms=100",
-                                        "kafka.fetch.wait.max.ms=100", NULL};
-    rv_conf_t *conf = rv_conf_new();
-    for (size_t i = 0; pairs[i]; i++) {
-        CHECK_INT(rv_conf_set_pair(conf, pairs[i], NULL), RV_OK);
-    }
-    rv_broker_opts_t opts = {.conf = conf,
-                             .log_cb = getenv("RV_TEST_LOG") ? rv_log_to_stderr : NULL};
-    rv_error_t *err = NULL;
-    rv_broker_t *b = rv_broker_open(g_url, &opts, &err);
-    CHECK_MSG(b != NULL, "open %s: %s", g_url, rv_error_message(err));
-    rv_error_destroy(err);
-    rv_conf_destroy(conf);
-    return b;
+    static const char *const pairs[] = {KM_GROUP_PAIRS, NULL};
+    return km_open(g_km.url, pairs, NULL);
 }
 
 typedef struct member_s {
@@ -166,7 +119,7 @@ static void test_close_around_first_rebalance(void) {
     rv_broker_t *b = open_mock();
     REQUIRE(b != NULL);
     const char *topic = "close-early";
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, topic, PARTITIONS, 1) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, topic, PARTITIONS, 1) == 0);
     static const int delays[][THREADS] = {
         {0, 0, 0, 0},
         {2900, 3000, 3050, 3100},
@@ -180,7 +133,7 @@ static void test_close_around_first_rebalance(void) {
     }
     /* More members than partitions: two get an empty first assignment. */
     const char *narrow = "close-early-narrow";
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, narrow, 2, 1) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, narrow, 2, 1) == 0);
     static const int spread[THREADS] = {0, 1000, 3000, 3100};
     int64_t t0 = rv_clock_mono_ms();
     round_of(b, narrow, 100, spread);
@@ -193,7 +146,7 @@ static void test_survivors_take_all(void) {
     rv_broker_t *b = open_mock();
     REQUIRE(b != NULL);
     const char *topic = "close-early-survivors";
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, topic, PARTITIONS, 1) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, topic, PARTITIONS, 1) == 0);
     /* Two members close early; a third one, started with them, stays until it owns the four. */
     member_t early[2];
     pthread_t th[2];
@@ -237,12 +190,12 @@ static void test_survivors_take_all(void) {
 }
 
 int main(void) {
-    if (!mock_start()) {
+    if (!km_start(&g_km, 1)) {
         fprintf(stderr, "cannot start librdkafka's mock cluster\n");
         return 1;
     }
     RV_RUN(test_close_around_first_rebalance);
     RV_RUN(test_survivors_take_all);
-    mock_stop();
+    km_stop(&g_km);
     return rv_test_finish();
 }

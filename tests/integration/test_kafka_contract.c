@@ -19,67 +19,17 @@
 #include <string.h>
 
 #include "broker_contract.h"
+#include "kafka_mock.h"
 #include "kafka_tsan.h"
 
-static rd_kafka_t *g_mock_rk;
-static rd_kafka_mock_cluster_t *g_mock;
-static char g_url[512];
-
-/* The dummy handle that owns the mock cluster says nothing. */
-static void quiet(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    (void)level;
-    (void)fac;
-    (void)buf;
-}
-
-static bool mock_start(void) {
-    char why[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    /* RV_TEST_MOCK_DEBUG=mock,cgrp shows what the mock cluster does, on stderr. */
-    if (getenv("RV_TEST_MOCK_DEBUG")) {
-        rd_kafka_conf_set(conf, "debug", getenv("RV_TEST_MOCK_DEBUG"), why, sizeof why);
-    } else {
-        rd_kafka_conf_set_log_cb(conf, quiet);
-    }
-    g_mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (!g_mock_rk) {
-        fprintf(stderr, "cannot create the mock cluster's handle: %s\n", why);
-        rd_kafka_conf_destroy(conf);
-        return false;
-    }
-    g_mock = rd_kafka_mock_cluster_new(g_mock_rk, 3);
-    if (!g_mock) {
-        return false;
-    }
-    snprintf(g_url, sizeof g_url, "kafka://%s", rd_kafka_mock_cluster_bootstraps(g_mock));
-    return true;
-}
-
-static void mock_stop(void) {
-    if (g_mock) {
-        rd_kafka_mock_cluster_destroy(g_mock);
-    }
-    if (g_mock_rk) {
-        rd_kafka_destroy(g_mock_rk);
-    }
-}
+static km_cluster_t g_km;
 
 static bool mock_create_topic(void *opaque, const char *topic, int32_t partitions) {
     return rd_kafka_mock_topic_create(opaque, topic, partitions, 3) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
-/*
- * Properties of every broker the suite opens, for the mock's sake. Its groups wait a fixed 3 s
- * before the first rebalance and session.timeout.ms - 1 s before every later one, and drop a
- * member waiting in a join longer than its session: so a session just over 3 s (a real broker
- * refuses less than 6 s) and quick heartbeats to notice rebalances. Its fetches without data
- * wait fetch.wait.max.ms even when records arrive meanwhile, so wait less.
- */
-static const char *const g_conf[] = {"kafka.session.timeout.ms=3100",
-                                     "kafka.heartbeat.interval.ms=100",
-                                     "kafka.fetch.wait.max.ms=100",
-                                     "kafka.reconnect.backoff.max.ms=500", NULL};
+/* Properties of every broker the suite opens, for the mock's sake (see KM_GROUP_PAIRS). */
+static const char *const g_conf[] = {KM_GROUP_PAIRS, "kafka.reconnect.backoff.max.ms=500", NULL};
 
 static bc_caps_t g_caps = {
     .create_topic = mock_create_topic,
@@ -128,7 +78,7 @@ static rv_broker_t *open_mock(const char *extra, rv_error_t **err) {
         CHECK_INT(rv_conf_set_pair(conf, extra, NULL), RV_OK);
     }
     rv_broker_opts_t opts = {.conf = conf};
-    rv_broker_t *b = rv_broker_open(g_url, &opts, err);
+    rv_broker_t *b = rv_broker_open(g_km.url, &opts, err);
     rv_conf_destroy(conf);
     return b;
 }
@@ -180,7 +130,7 @@ static void test_admin_refused(void) {
     char t[64], there[64];
     bc_name(t, sizeof t, "admin-refused");
     bc_name(there, sizeof there, "admin-there");
-    REQUIRE(mock_create_topic(g_mock, there, 3));
+    REQUIRE(mock_create_topic(g_km.mock, there, 3));
 
     int64_t t0 = rv_clock_mono_ms();
     rv_err_t e = rv_broker_create_topic(b, t, 2, NULL, &err);
@@ -219,7 +169,7 @@ static void test_send_errors(void) {
     char t[64], missing[64];
     bc_name(t, sizeof t, "ksenderr");
     bc_name(missing, sizeof missing, "knosuch");
-    REQUIRE(mock_create_topic(g_mock, t, 2));
+    REQUIRE(mock_create_topic(g_km.mock, t, 2));
     rv_conf_t *conf = rv_conf_new();
     CHECK_INT(rv_conf_set(conf, "kafka.message.max.bytes", "2000", NULL), RV_OK);
     bc_reports_t rp;
@@ -303,7 +253,7 @@ static void test_transactions(void) {
     char t[64], id[64];
     bc_name(t, sizeof t, "txn");
     bc_name(id, sizeof id, "txn-id");
-    REQUIRE(mock_create_topic(g_mock, t, 1));
+    REQUIRE(mock_create_topic(g_km.mock, t, 1));
     rv_error_t *err = NULL;
 
     /* Without a transactional.id there are no transactions; memory: has none at all. */
@@ -373,8 +323,8 @@ static void test_transaction_offsets(void) {
     bc_name(out, sizeof out, "eos-out");
     bc_name(g, sizeof g, "g-eos");
     bc_name(id, sizeof id, "eos-id");
-    REQUIRE(mock_create_topic(g_mock, in, 1));
-    REQUIRE(mock_create_topic(g_mock, out, 1));
+    REQUIRE(mock_create_topic(g_km.mock, in, 1));
+    REQUIRE(mock_create_topic(g_km.mock, out, 1));
     bc_fill(b, in, 0, 0, 20);
     rv_consumer_t *c = bc_consumer(b, g, "earliest", NULL);
     rv_producer_t *p = txn_producer(b, id);
@@ -417,20 +367,20 @@ static void test_transaction_offsets(void) {
 }
 
 int main(void) {
-    if (!mock_start()) {
+    if (!km_start(&g_km, 3)) {
         fprintf(stderr, "cannot start librdkafka's mock cluster\n");
         return 1;
     }
-    fprintf(stderr, "-- mock cluster at %s\n", g_url);
-    bc_url = g_url;
-    g_caps.opaque = g_mock;
+    fprintf(stderr, "-- mock cluster at %s\n", g_km.url);
+    bc_url = g_km.url;
+    g_caps.opaque = g_km.mock;
     RV_RUN(test_urls);
     RV_RUN(test_passthrough_errors);
     RV_RUN(test_admin_refused);
     RV_RUN(test_send_errors);
     RV_RUN(test_transactions);
     RV_RUN(test_transaction_offsets);
-    bc_run_suite(g_url, &g_caps);
-    mock_stop();
+    bc_run_suite(g_km.url, &g_caps);
+    km_stop(&g_km);
     return rv_test_finish();
 }

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kafka_mock.h"
 #include "kafka_tsan.h"
 #include "rivulet/broker.h"
 #include "rivulet/clock.h"
@@ -39,76 +40,28 @@ enum { API_PRODUCE = 0, API_FETCH = 1, API_OFFSET_COMMIT = 8 };
 
 enum { N = 3000, P = 4, KEYS = 50 };
 
-static rd_kafka_t *g_mock_rk;
-static rd_kafka_mock_cluster_t *g_mock;
-static char g_url[512];
-static const char *g_bootstraps;
+static km_cluster_t g_km;
 static char g_topic[64];
-
-static void quiet(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    (void)level;
-    (void)fac;
-    (void)buf;
-}
-
-static bool mock_start(void) {
-    char why[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, quiet);
-    g_mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (!g_mock_rk) {
-        rd_kafka_conf_destroy(conf);
-        return false;
-    }
-    g_mock = rd_kafka_mock_cluster_new(g_mock_rk, 3);
-    if (!g_mock) {
-        return false;
-    }
-    g_bootstraps = rd_kafka_mock_cluster_bootstraps(g_mock);
-    snprintf(g_url, sizeof g_url, "kafka://%s", g_bootstraps);
-    return true;
-}
 
 static void set_all(bool up) {
     for (int32_t id = 1; id <= 3; id++) {
         if (up) {
-            rd_kafka_mock_broker_set_up(g_mock, id);
+            rd_kafka_mock_broker_set_up(g_km.mock, id);
         } else {
-            rd_kafka_mock_broker_set_down(g_mock, id);
+            rd_kafka_mock_broker_set_down(g_km.mock, id);
         }
     }
 }
 
-/* Opens the mock with properties that suit it (see test_kafka_contract.c) plus `extra`. */
+/* Opens the mock with properties that suit it (see kafka_mock.h) plus `extra`. */
 static rv_broker_t *open_mock(const char *const *extra) {
-    static const char *const base[] = {"kafka.session.timeout.ms=3100",
-                                       "kafka.heartbeat.interval.ms=100",
-                                       "kafka.fetch.wait.max.ms=100",
+    static const char *const base[] = {KM_GROUP_PAIRS,
                                        "kafka.reconnect.backoff.ms=50",
                                        "kafka.reconnect.backoff.max.ms=300",
                                        "kafka.retry.backoff.ms=50",
                                        "broker.availability.timeout.ms=30000", NULL};
-    rv_conf_t *conf = rv_conf_new();
-    for (size_t i = 0; base[i]; i++) {
-        CHECK_INT(rv_conf_set_pair(conf, base[i], NULL), RV_OK);
-    }
-    for (size_t i = 0; extra && extra[i]; i++) {
-        CHECK_INT(rv_conf_set_pair(conf, extra[i], NULL), RV_OK);
-    }
-    if (getenv("RV_TEST_KAFKA_DEBUG")) {
-        CHECK_INT(rv_conf_set(conf, "kafka.debug", getenv("RV_TEST_KAFKA_DEBUG"), NULL), RV_OK);
-        CHECK_INT(rv_conf_set(conf, "log.level", "debug", NULL), RV_OK);
-    }
     /* RV_TEST_LOG=1 shows the broker's log lines, to see what the faults did. */
-    rv_broker_opts_t opts = {.conf = conf,
-                             .log_cb = getenv("RV_TEST_LOG") ? rv_log_to_stderr : NULL};
-    rv_error_t *err = NULL;
-    rv_broker_t *b = rv_broker_open(g_url, &opts, &err);
-    CHECK_MSG(b != NULL, "open %s: %s", g_url, rv_error_message(err));
-    rv_error_destroy(err);
-    rv_conf_destroy(conf);
-    return b;
+    return km_open(g_km.url, base, extra);
 }
 
 /* ---- producing through faults --------------------------------------------------------------- */
@@ -165,7 +118,7 @@ static void test_produce_through_faults(void) {
     rv_broker_t *b = open_mock(NULL);
     REQUIRE(b != NULL);
     snprintf(g_topic, sizeof g_topic, "faults-%ld", (long)getpid());
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, g_topic, P, 3) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, g_topic, P, 3) == RD_KAFKA_RESP_ERR_NO_ERROR);
     rv_conf_t *pconf = rv_conf_new();
     CHECK_INT(rv_conf_set(pconf, "kafka.max.in.flight.requests.per.connection", "1", NULL), RV_OK);
     rv_producer_opts_t po = {.conf = pconf, .delivery_cb = on_ack, .opaque = g_acks};
@@ -179,30 +132,30 @@ static void test_produce_through_faults(void) {
         switch (i) {
         case 300: /* produce requests refused for a while: retried, not duplicated */
             rd_kafka_mock_push_request_errors(
-                g_mock, API_PRODUCE, 6, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                g_km.mock, API_PRODUCE, 6, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
                 RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
                 RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
                 RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
             break;
         case 800: /* a broker goes down mid-stream ... */
-            rd_kafka_mock_broker_set_down(g_mock, 1);
+            rd_kafka_mock_broker_set_down(g_km.mock, 1);
             break;
         case 1100: /* ... and comes back */
-            rd_kafka_mock_broker_set_up(g_mock, 1);
+            rd_kafka_mock_broker_set_up(g_km.mock, 1);
             break;
         case 1500:
             /* Leaders move, between batches: with batches in flight on both sides of the move,
              * a later one can reach the new leader before an earlier one's retry, which a real
              * broker refuses (OUT_OF_ORDER_SEQUENCE) and the mock accepts (see the top). */
             CHECK_INT(rv_producer_flush(p, 30000, NULL), RV_OK);
-            rd_kafka_mock_partition_set_leader(g_mock, g_topic, 0, 3);
-            rd_kafka_mock_partition_set_leader(g_mock, g_topic, 1, 1);
-            rd_kafka_mock_partition_set_leader(g_mock, g_topic, 2, 2);
-            rd_kafka_mock_partition_set_leader(g_mock, g_topic, 3, 2);
+            rd_kafka_mock_partition_set_leader(g_km.mock, g_topic, 0, 3);
+            rd_kafka_mock_partition_set_leader(g_km.mock, g_topic, 1, 1);
+            rd_kafka_mock_partition_set_leader(g_km.mock, g_topic, 2, 2);
+            rd_kafka_mock_partition_set_leader(g_km.mock, g_topic, 3, 2);
             break;
         case 2000:
             rd_kafka_mock_push_request_errors(
-                g_mock, API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                g_km.mock, API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
                 RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
                 RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
             break;
@@ -294,7 +247,7 @@ static void test_consume_through_faults(void) {
     char g[64];
     snprintf(g, sizeof g, "g-faults-%ld", (long)getpid());
     /* The group's coordinator stays up: broker 2 is the one that goes down. */
-    rd_kafka_mock_coordinator_set(g_mock, "group", g, 1);
+    rd_kafka_mock_coordinator_set(g_km.mock, "group", g, 1);
     rv_conf_t *conf = rv_conf_new();
     CHECK_INT(rv_conf_set(conf, "auto.offset.reset", "earliest", NULL), RV_OK);
     rv_consumer_opts_t co = {.conf = conf, .group = g};
@@ -349,25 +302,25 @@ static void test_consume_through_faults(void) {
         }
         if (!fetch_errs && got >= 400) {
             rd_kafka_mock_push_request_errors(
-                g_mock, API_FETCH, 5, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                g_km.mock, API_FETCH, 5, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
                 RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
                 RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION);
             fetch_errs = true;
         }
         if (!down && got >= 1200 && down_at == 0) {
-            rd_kafka_mock_broker_set_down(g_mock, 2);
+            rd_kafka_mock_broker_set_down(g_km.mock, 2);
             down = true;
             down_at = rv_clock_mono_ms();
         }
         if (down && rv_clock_mono_ms() - down_at > 1500) {
-            rd_kafka_mock_broker_set_up(g_mock, 2);
+            rd_kafka_mock_broker_set_up(g_km.mock, 2);
             down = false;
         }
         if (got / 700 > commits) {
             commits++;
             if (!commit_errs) {
                 /* The coordinator moves and times out: commit rides it out. */
-                rd_kafka_mock_push_request_errors(g_mock, API_OFFSET_COMMIT, 3,
+                rd_kafka_mock_push_request_errors(g_km.mock, API_OFFSET_COMMIT, 3,
                                                   RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
                                                   RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
                                                   RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
@@ -378,7 +331,7 @@ static void test_consume_through_faults(void) {
         }
         if (!refused && got >= 2000) {
             /* A refusal for good reaches the application, named. */
-            rd_kafka_mock_push_request_errors(g_mock, API_OFFSET_COMMIT, 1,
+            rd_kafka_mock_push_request_errors(g_km.mock, API_OFFSET_COMMIT, 1,
                                               RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
             rv_err_t ce = commit_all(c, &err);
             CHECK_INT(ce, RV_ERR_CONFIG);
@@ -388,7 +341,7 @@ static void test_consume_through_faults(void) {
         }
     }
     if (down) {
-        rd_kafka_mock_broker_set_up(g_mock, 2);
+        rd_kafka_mock_broker_set_up(g_km.mock, 2);
     }
     CHECK_MSG(got == expected, "read %d of %d acknowledged records", got, expected);
     CHECK_INT(dupes, 0);
@@ -428,7 +381,7 @@ static void test_availability_timeout(void) {
     REQUIRE(b != NULL);
     char t[64];
     snprintf(t, sizeof t, "avail-%ld", (long)getpid());
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, t, 2, 3) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, t, 2, 3) == RD_KAFKA_RESP_ERR_NO_ERROR);
     lost_t lost = {0, 0};
     rv_producer_opts_t po = {.delivery_cb = on_lost, .opaque = &lost};
     rv_error_t *err = NULL;
@@ -462,7 +415,7 @@ static void test_availability_timeout(void) {
     rv_err_t e = rv_producer_flush(p, -1, &err);
     int64_t took = rv_clock_mono_ms() - t0;
     CHECK_INT(e, RV_ERR_TRANSPORT);
-    CHECK_MSG(strstr(rv_error_message(err), g_bootstraps) != NULL, "message: %s",
+    CHECK_MSG(strstr(rv_error_message(err), g_km.bootstraps) != NULL, "message: %s",
               rv_error_message(err));
     CHECK_MSG(took < 10000, "flush returned after %lld ms", (long long)took);
     /* The records' reports follow once their delivery times out, if flush did not wait. */
@@ -483,7 +436,7 @@ static void test_availability_timeout(void) {
     }
     took = rv_clock_mono_ms() - t0;
     CHECK_INT(e, RV_ERR_TRANSPORT);
-    CHECK_MSG(strstr(rv_error_message(err), g_bootstraps) != NULL, "message: %s",
+    CHECK_MSG(strstr(rv_error_message(err), g_km.bootstraps) != NULL, "message: %s",
               rv_error_message(err));
     fprintf(stderr, "with every broker down, poll failed after %lld ms more: %s\n",
             (long long)took, rv_error_message(err));
@@ -516,15 +469,14 @@ static void test_availability_timeout(void) {
 }
 
 int main(void) {
-    if (!mock_start()) {
+    if (!km_start(&g_km, 3)) {
         fprintf(stderr, "cannot start librdkafka's mock cluster\n");
         return 1;
     }
-    fprintf(stderr, "-- mock cluster at %s\n", g_url);
+    fprintf(stderr, "-- mock cluster at %s\n", g_km.url);
     RV_RUN(test_produce_through_faults);
     RV_RUN(test_consume_through_faults);
     RV_RUN(test_availability_timeout);
-    rd_kafka_mock_cluster_destroy(g_mock);
-    rd_kafka_destroy(g_mock_rk);
+    km_stop(&g_km);
     return rv_test_finish();
 }

@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kafka_mock.h"
 #include "kafka_tsan.h"
 #include "rivulet/broker.h"
 #include "rivulet/clock.h"
@@ -36,10 +37,7 @@
 /* The longest one child process may run. */
 #define CHILD_TIMEOUT_MS 60000
 
-static rd_kafka_t *g_mock_rk;
-static rd_kafka_mock_cluster_t *g_mock;
-static const char *g_boot;
-static char g_url[512];
+static km_cluster_t g_km;
 static char g_kcat[512];
 static const char *g_python;
 
@@ -172,51 +170,10 @@ static bool find_tools(void) {
 
 /* ---- the mock cluster and rivulet ------------------------------------------------------------ */
 
-static void quiet(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    (void)level;
-    (void)fac;
-    (void)buf;
-}
-
-static bool mock_start(void) {
-    char why[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, quiet);
-    g_mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (!g_mock_rk) {
-        rd_kafka_conf_destroy(conf);
-        return false;
-    }
-    g_mock = rd_kafka_mock_cluster_new(g_mock_rk, 3);
-    if (!g_mock) {
-        return false;
-    }
-    g_boot = rd_kafka_mock_cluster_bootstraps(g_mock);
-    snprintf(g_url, sizeof g_url, "kafka://%s", g_boot);
-    return true;
-}
-
-static void mock_stop(void) {
-    if (g_mock) {
-        rd_kafka_mock_cluster_destroy(g_mock);
-    }
-    if (g_mock_rk) {
-        rd_kafka_destroy(g_mock_rk);
-    }
-}
 
 static rv_broker_t *open_mock(void) {
-    rv_conf_t *conf = rv_conf_new();
-    CHECK_INT(rv_conf_set(conf, "kafka.fetch.wait.max.ms", "100", NULL), RV_OK);
-    rv_broker_opts_t opts = {.conf = conf,
-                             .log_cb = getenv("RV_TEST_LOG") ? rv_log_to_stderr : NULL};
-    rv_error_t *err = NULL;
-    rv_broker_t *b = rv_broker_open(g_url, &opts, &err);
-    CHECK_MSG(b != NULL, "open %s: %s", g_url, rv_error_message(err));
-    rv_error_destroy(err);
-    rv_conf_destroy(conf);
-    return b;
+    static const char *const pairs[] = {"kafka.fetch.wait.max.ms=100", NULL};
+    return km_open(g_km.url, pairs, NULL);
 }
 
 /* A record as a test writes it out: text fields, NULL for a null key or value. */
@@ -305,20 +262,21 @@ static void test_kcat_to_rivulet(void) {
     rv_broker_t *b = open_mock();
     REQUIRE(b != NULL);
     const char *t = "interop-from-kcat";
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, t, 1, 3) == 0);
-    const char *run1[] = {g_kcat, "-q", "-P", "-b", g_boot, "-t", t, "-p", "0", "-K", ":",
-                          "-H", "trace=abc-123", "-H", "origin=kcat", NULL};
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, t, 1, 3) == 0);
+    const char *run1[] = {g_kcat, "-q", "-P", "-b", g_km.bootstraps, "-t", t, "-p", "0", "-K",
+                          ":", "-H", "trace=abc-123", "-H", "origin=kcat", NULL};
     child_t ch = run(run1, "user-1:first value\n"
                            "user-2:second:with:colons\n"
                            "user-3:\xc3\xbc" "bung \xe2\x9c\x93\n");
     CHECK_MSG(ch.status == 0, "kcat -P exited with %d", ch.status);
     free(ch.out);
-    const char *run2[] = {g_kcat, "-q", "-P", "-b", g_boot, "-t", t, "-p", "0", "-K", ":",
-                          "-H", "only=one", NULL};
+    const char *run2[] = {g_kcat, "-q", "-P", "-b", g_km.bootstraps, "-t", t, "-p", "0", "-K",
+                          ":", "-H", "only=one", NULL};
     ch = run(run2, "k4:v4\nk5:five\n");
     CHECK_MSG(ch.status == 0, "kcat -P exited with %d", ch.status);
     free(ch.out);
-    const char *run3[] = {g_kcat, "-q", "-P", "-b", g_boot, "-t", t, "-p", "0", "-K", ":", NULL};
+    const char *run3[] = {g_kcat, "-q", "-P", "-b", g_km.bootstraps, "-t", t, "-p", "0", "-K",
+                          ":", NULL};
     ch = run(run3, "k6:six\n");
     CHECK_MSG(ch.status == 0, "kcat -P exited with %d", ch.status);
     free(ch.out);
@@ -436,11 +394,11 @@ static void test_rivulet_to_kcat_and_python(void) {
     rv_broker_t *b = open_mock();
     REQUIRE(b != NULL);
     const char *t = "interop-from-rivulet";
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, t, 1, 3) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, t, 1, 3) == 0);
     rv_write(b, t);
 
-    const char *kc[] = {g_kcat, "-q", "-C", "-b", g_boot, "-t", t, "-o", "beginning", "-e",
-                        "-f", "%p|%o|%K|%k|%S|%s|%h\n", NULL};
+    const char *kc[] = {g_kcat, "-q", "-C", "-b", g_km.bootstraps, "-t", t, "-o", "beginning",
+                        "-e", "-f", "%p|%o|%K|%k|%S|%s|%h\n", NULL};
     child_t ch = run(kc, NULL);
     char *want = kcat_expected();
     CHECK_MSG(ch.status == 0, "kcat -C exited with %d", ch.status);
@@ -451,7 +409,7 @@ static void test_rivulet_to_kcat_and_python(void) {
     char script[1024], count[16];
     snprintf(script, sizeof script, "%s/tests/interop/consume.py", RV_SOURCE_DIR);
     snprintf(count, sizeof count, "%zu", N_FROM_RV);
-    const char *py[] = {g_python, script, g_boot, t, "1", count, "30", NULL};
+    const char *py[] = {g_python, script, g_km.bootstraps, t, "1", count, "30", NULL};
     ch = run(py, NULL);
     want = python_expected();
     CHECK_MSG(ch.status == 0, "consume.py exited with %d", ch.status);
@@ -540,8 +498,8 @@ static void test_partitioner_matches_confluent_kafka(void) {
     rv_broker_t *b = open_mock();
     REQUIRE(b != NULL);
     const char *tpy = "interop-keys-python", *trv = "interop-keys-rivulet";
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, tpy, KEY_PARTITIONS, 3) == 0);
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, trv, KEY_PARTITIONS, 3) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, tpy, KEY_PARTITIONS, 3) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, trv, KEY_PARTITIONS, 3) == 0);
     keyset_t *ks = calloc(1, sizeof *ks);
     REQUIRE(ks != NULL);
     keyset_fill(ks);
@@ -558,7 +516,7 @@ static void test_partitioner_matches_confluent_kafka(void) {
     }
     char script[1024];
     snprintf(script, sizeof script, "%s/tests/interop/produce_keys.py", RV_SOURCE_DIR);
-    const char *py[] = {g_python, script, g_boot, tpy, NULL};
+    const char *py[] = {g_python, script, g_km.bootstraps, tpy, NULL};
     child_t ch = run(py, input);
     free(input);
     CHECK_MSG(ch.status == 0, "produce_keys.py exited with %d", ch.status);
@@ -635,14 +593,15 @@ int main(void) {
     if (!find_tools()) {
         return rv_test_finish();
     }
-    if (!mock_start()) {
+    if (!km_start(&g_km, 3)) {
         fprintf(stderr, "cannot start librdkafka's mock cluster\n");
         return 1;
     }
-    fprintf(stderr, "-- mock cluster at %s; kcat %s; python %s\n", g_boot, g_kcat, g_python);
+    fprintf(stderr, "-- mock cluster at %s; kcat %s; python %s\n", g_km.bootstraps, g_kcat,
+            g_python);
     RV_RUN(test_kcat_to_rivulet);
     RV_RUN(test_rivulet_to_kcat_and_python);
     RV_RUN(test_partitioner_matches_confluent_kafka);
-    mock_stop();
+    km_stop(&g_km);
     return rv_test_finish();
 }

@@ -20,14 +20,13 @@
 #include <string.h>
 
 #include "broker/chunk.h"
+#include "kafka_mock.h"
 #include "kafka_tsan.h"
 #include "rivulet/broker.h"
 #include "rivulet/clock.h"
 #include "rv_test.h"
 
-static rd_kafka_t *g_mock_rk;
-static rd_kafka_mock_cluster_t *g_mock;
-static char g_url[512];
+static km_cluster_t g_km;
 
 /* ---- what rivulet puts in transactions ------------------------------------------------------- */
 
@@ -69,55 +68,10 @@ rd_kafka_error_t *rd_kafka_send_offsets_to_transaction(
 
 /* ---- the mock cluster ------------------------------------------------------------------------ */
 
-static void quiet(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    (void)level;
-    (void)fac;
-    (void)buf;
-}
-
-static bool mock_start(void) {
-    char why[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, quiet);
-    g_mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (!g_mock_rk) {
-        rd_kafka_conf_destroy(conf);
-        return false;
-    }
-    g_mock = rd_kafka_mock_cluster_new(g_mock_rk, 3);
-    if (!g_mock) {
-        return false;
-    }
-    snprintf(g_url, sizeof g_url, "kafka://%s", rd_kafka_mock_cluster_bootstraps(g_mock));
-    return true;
-}
-
-static void mock_stop(void) {
-    if (g_mock) {
-        rd_kafka_mock_cluster_destroy(g_mock);
-    }
-    if (g_mock_rk) {
-        rd_kafka_destroy(g_mock_rk);
-    }
-}
 
 static rv_broker_t *open_mock(void) {
-    static const char *const pairs[] = {"kafka.session.timeout.ms=3100",
-                                        "kafka.heartbeat.interval.ms=100",
-                                        "kafka.fetch.wait.max.ms=100", NULL};
-    rv_conf_t *conf = rv_conf_new();
-    for (size_t i = 0; pairs[i]; i++) {
-        CHECK_INT(rv_conf_set_pair(conf, pairs[i], NULL), RV_OK);
-    }
-    rv_broker_opts_t opts = {.conf = conf,
-                             .log_cb = getenv("RV_TEST_LOG") ? rv_log_to_stderr : NULL};
-    rv_error_t *err = NULL;
-    rv_broker_t *b = rv_broker_open(g_url, &opts, &err);
-    CHECK_MSG(b != NULL, "open %s: %s", g_url, rv_error_message(err));
-    rv_error_destroy(err);
-    rv_conf_destroy(conf);
-    return b;
+    static const char *const pairs[] = {KM_GROUP_PAIRS, NULL};
+    return km_open(g_km.url, pairs, NULL);
 }
 
 /* ---- writing chunks by hand ------------------------------------------------------------------ */
@@ -205,8 +159,8 @@ static void test_transaction_stops_at_first_chunk(void) {
     rv_broker_t *b = open_mock();
     REQUIRE(b != NULL);
     const char *in = "txn-chunk-in", *out = "txn-chunk-out";
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, in, 1, 3) == 0);
-    REQUIRE(rd_kafka_mock_topic_create(g_mock, out, 1, 3) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, in, 1, 3) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(g_km.mock, out, 1, 3) == 0);
 
     /* offset 0: a plain record; 1 and 2: the first half of a value in four chunks. */
     rv_producer_t *p = rv_producer_new(b, NULL, NULL);
@@ -268,11 +222,11 @@ static void test_transaction_stops_at_first_chunk(void) {
 }
 
 int main(void) {
-    if (!mock_start()) {
+    if (!km_start(&g_km, 3)) {
         fprintf(stderr, "cannot start librdkafka's mock cluster\n");
         return 1;
     }
     RV_RUN(test_transaction_stops_at_first_chunk);
-    mock_stop();
+    km_stop(&g_km);
     return rv_test_finish();
 }
