@@ -8,6 +8,7 @@
  * the rule in docs/telemetry.md ("Writers"). It never reads from the broker and never blocks
  * except to wait for producer queue space.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -286,28 +287,53 @@ static bool str_eq(const char *a, const char *b) {
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/*
+ * Merges `count` definitions of `size` bytes each into the `old` ones by id (a later one
+ * replaces an earlier one with the same id, new ids are appended) into a new array *out of
+ * *n; each definition type begins with its `const char *id`. NULL when memory is exhausted.
+ */
+_Static_assert(offsetof(rv_tparameter_def_t, id) == 0, "merge_defs reads the id first");
+_Static_assert(offsetof(rv_tevent_def_t, id) == 0, "merge_defs reads the id first");
+
+static void *merge_defs(const void *old, size_t nold, const void *defs, size_t count, size_t size,
+                        size_t *n) {
+    unsigned char *all = calloc(nold + count + 1, size);
+    if (!all) {
+        return NULL;
+    }
+    if (nold) {
+        memcpy(all, old, nold * size);
+    }
+    *n = nold;
+    for (size_t i = 0; i < count; i++) {
+        const unsigned char *d = (const unsigned char *)defs + i * size;
+        const char *id;
+        memcpy(&id, d, sizeof id);
+        size_t j = 0;
+        for (; j < *n; j++) {
+            const char *have;
+            memcpy(&have, all + j * size, sizeof have);
+            if (str_eq(have, id)) {
+                break;
+            }
+        }
+        memcpy(all + j * size, d, size);
+        *n += j == *n;
+    }
+    return all;
+}
+
 rv_err_t rv_twriter_define_parameters(rv_twriter_t *w, const rv_tparameter_def_t *defs,
                                       size_t count, rv_error_t **err) {
-    size_t old = w->params.p ? w->params.p->u.parameters.count : 0;
-    rv_tparameter_def_t *all = calloc(old + count + 1, sizeof *all);
+    rv_tpacket_t p = {.type = RV_TPACKET_PARAMETER_DEFINITIONS, .stream_id = w->stream_id};
+    const rv_tpacket_t *had = w->params.p;
+    rv_tparameter_def_t *all =
+        merge_defs(had ? had->u.parameters.items : NULL, had ? had->u.parameters.count : 0, defs,
+                   count, sizeof *defs, &p.u.parameters.count);
     if (!all) {
         return rv__error_set(err, RV_ERR_NOMEM, "telemetry writer: out of memory");
     }
-    size_t n = 0;
-    for (size_t i = 0; i < old; i++) {
-        all[n++] = w->params.p->u.parameters.items[i];
-    }
-    for (size_t i = 0; i < count; i++) {
-        size_t j = 0;
-        while (j < n && !str_eq(all[j].id, defs[i].id)) {
-            j++;
-        }
-        all[j] = defs[i];
-        n += j == n;
-    }
-    rv_tpacket_t p = {.type = RV_TPACKET_PARAMETER_DEFINITIONS, .stream_id = w->stream_id};
     p.u.parameters.items = all;
-    p.u.parameters.count = n;
     rv_err_t e = part_set(w, &w->params, &p, err);
     free(all);
     return e == RV_OK ? send_packet(w, w->params.p, err) : e;
@@ -315,26 +341,15 @@ rv_err_t rv_twriter_define_parameters(rv_twriter_t *w, const rv_tparameter_def_t
 
 rv_err_t rv_twriter_define_events(rv_twriter_t *w, const rv_tevent_def_t *defs, size_t count,
                                   rv_error_t **err) {
-    size_t old = w->events.p ? w->events.p->u.event_defs.count : 0;
-    rv_tevent_def_t *all = calloc(old + count + 1, sizeof *all);
+    rv_tpacket_t p = {.type = RV_TPACKET_EVENT_DEFINITIONS, .stream_id = w->stream_id};
+    const rv_tpacket_t *had = w->events.p;
+    rv_tevent_def_t *all =
+        merge_defs(had ? had->u.event_defs.items : NULL, had ? had->u.event_defs.count : 0, defs,
+                   count, sizeof *defs, &p.u.event_defs.count);
     if (!all) {
         return rv__error_set(err, RV_ERR_NOMEM, "telemetry writer: out of memory");
     }
-    size_t n = 0;
-    for (size_t i = 0; i < old; i++) {
-        all[n++] = w->events.p->u.event_defs.items[i];
-    }
-    for (size_t i = 0; i < count; i++) {
-        size_t j = 0;
-        while (j < n && !str_eq(all[j].id, defs[i].id)) {
-            j++;
-        }
-        all[j] = defs[i];
-        n += j == n;
-    }
-    rv_tpacket_t p = {.type = RV_TPACKET_EVENT_DEFINITIONS, .stream_id = w->stream_id};
     p.u.event_defs.items = all;
-    p.u.event_defs.count = n;
     rv_err_t e = part_set(w, &w->events, &p, err);
     free(all);
     return e == RV_OK ? send_packet(w, w->events.p, err) : e;
