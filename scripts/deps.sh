@@ -16,6 +16,8 @@ packages=(
     # durable state stores (RocksDB's C API) and the telemetry wire protocol (protobuf-c and its
     # code generator)
     librocksdb-dev libprotobuf-c-dev protobuf-c-compiler
+    # the CLI tests recompute figures from JSON output with jq
+    jq
     # baselines measured by `make bench`
     libjansson-dev libjson-c-dev
 )
