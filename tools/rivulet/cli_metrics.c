@@ -55,11 +55,14 @@ int cli_metrics_parse(const char *command, const char *arg, int64_t *interval_ms
 void cli_metrics_format(char *out, size_t size, const rv_app_metrics_t *m) {
     snprintf(out, size,
              "in %lld, out %lld, sunk %lld, filtered %lld, errors %lld (skipped %lld, "
-             "dead-lettered %lld), lag %lld, checkpoints %lld (last %.1f ms, longest %.1f ms)",
+             "dead-lettered %lld), lag %lld, checkpoints %lld (last %.1f ms, longest %.1f ms), "
+             "state stores %lld (%.1f MiB, %lld restored), transactions %lld (aborted %lld)",
              (long long)m->records_in, (long long)m->records_out, (long long)m->records_sunk,
              (long long)m->records_filtered, (long long)m->errors, (long long)m->skipped,
              (long long)m->dead_lettered, (long long)m->lag, (long long)m->checkpoints,
-             (double)m->checkpoint_last_us / 1000.0, (double)m->checkpoint_max_us / 1000.0);
+             (double)m->checkpoint_last_us / 1000.0, (double)m->checkpoint_max_us / 1000.0,
+             (long long)m->state_stores, (double)m->state_bytes / (1024.0 * 1024.0),
+             (long long)m->state_restored, (long long)m->txn_commits, (long long)m->txn_aborts);
 }
 
 /* One line: "rivulet demo: metrics at 2.0 s: in 1234 (617/s), ...". */
