@@ -82,6 +82,9 @@ double rv_bench_rate(const rv_bench_timing_t *t, double units_per_op);
 
 /* ---- memory ------------------------------------------------------------------------------ */
 
+/* A field of /proc/self/status in kB ("VmHWM", "VmRSS"), or 0 when it cannot be read. */
+long rv_bench_status_kb(const char *name);
+
 /* The process's peak resident set size so far, in MiB (getrusage). */
 double rv_bench_peak_rss_mib(void);
 
@@ -135,5 +138,21 @@ void rv_bench_log(const char *suite, const char *fmt, ...) RV_BENCH_PRINTF(2, 3)
 
 /* True under --quick: suites shrink their data sets so the run is a smoke test. */
 bool rv_bench_quick(void);
+
+/* ---- helpers for suites ------------------------------------------------------------------ */
+
+/* A formatted string on the heap (free it); exits the program when memory is exhausted. */
+char *rv_bench_strf(const char *fmt, ...) RV_BENCH_PRINTF(1, 2);
+
+/* Removes the file or directory tree at `path`, best effort. */
+void rv_bench_rm_tree(const char *path);
+
+/*
+ * The environment for a child run of this program: this process's environment without the
+ * variables whose names start with `drop_prefix` or `child_env`, followed by the non-NULL
+ * entries of `vars` (borrowed). A new array to free (not its strings), or NULL.
+ */
+char **rv_bench_child_env(const char *drop_prefix, const char *child_env, char *const *vars,
+                          size_t nvars);
 
 #endif

@@ -74,33 +74,6 @@ static char *tmp_root;
 static unsigned topic_counter;
 static unsigned lib_warnings;
 
-static char *strf(const char *fmt, ...) RV_BENCH_PRINTF(1, 2);
-static char *strf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0) {
-        s = NULL;
-    }
-    va_end(ap);
-    if (!s) {
-        fprintf(stderr, "[log] out of memory\n");
-        exit(1);
-    }
-    return s;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *path) {
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* Writes back every dirty page of the file system under test, so each run starts clean. */
 static void sync_fs(void) {
     int fd = open(tmp_root, O_RDONLY | O_DIRECTORY);
@@ -349,7 +322,7 @@ static void disk_scan(const char *dir, disk_t *d) {
         if (len < 5 || strcmp(de->d_name + len - 4, ".log") != 0) {
             continue;
         }
-        char *path = strf("%s/%s", dir, de->d_name);
+        char *path = rv_bench_strf("%s/%s", dir, de->d_name);
         int fd = open(path, O_RDONLY);
         struct stat st;
         if (fd >= 0 && fstat(fd, &st) == 0) {
@@ -415,9 +388,9 @@ static double memcpy_mbps(void) {
  * and seconds dd prints on stderr (its own MB/s is the same figure, rounded). 0 when dd failed.
  */
 static double dd_mbps(size_t bs, size_t count, const char *flags) {
-    char *file = strf("%s/dd.out", tmp_root);
+    char *file = rv_bench_strf("%s/dd.out", tmp_root);
     char *cmd =
-        strf("LC_ALL=C dd if=/dev/zero of='%s' bs=%zu count=%zu %s 2>&1", file, bs, count, flags);
+        rv_bench_strf("LC_ALL=C dd if=/dev/zero of='%s' bs=%zu count=%zu %s 2>&1", file, bs, count, flags);
     double best = 0;
     int runs = rv_bench_quick() ? 1 : RUNS;
     for (int r = 0; r < runs; r++) {
@@ -464,7 +437,7 @@ static double write_sync_mbps(size_t bs, size_t count, int files) {
     double best = 0;
     int runs = rv_bench_quick() ? 1 : RUNS;
     for (int f = 0; f < files; f++) {
-        names[f] = strf("%s/twin%d.out", tmp_root, f);
+        names[f] = rv_bench_strf("%s/twin%d.out", tmp_root, f);
     }
     for (int r = 0; buf && r < runs; r++) {
         memset(buf, r + 1, bs);
@@ -528,7 +501,7 @@ static void on_delivery(void *opaque, const rv_record_t *rec, rv_err_t err, void
 static rv_broker_t *broker_open(const char *dir, const char *policy) {
     rv_error_t *err = NULL;
     rv_conf_t *conf = rv_conf_new();
-    char *url = strf("local:%s", dir);
+    char *url = rv_bench_strf("local:%s", dir);
     rv_broker_t *b = NULL;
     if (conf && rv_conf_set(conf, "local.fsync.policy", policy, &err) == RV_OK) {
         rv_broker_opts_t o = {.conf = conf, .log_cb = on_log};
@@ -619,7 +592,7 @@ static bool produce_run(rv_broker_t *b, const char *root, const workload_t *w, i
         best_add(best, ns, cpu);
         memset(disk, 0, sizeof *disk);
         for (int32_t part = 0; part < parts; part++) {
-            char *dir = strf("%s/topics/%s/%d", root, topic, (int)part);
+            char *dir = rv_bench_strf("%s/topics/%s/%d", root, topic, (int)part);
             disk_scan(dir, disk);
             free(dir);
             rv_local_sync_stats_t st;
@@ -748,7 +721,7 @@ static bool engine_append_run(const char *dir, rv_fsync_t fsync, const workload_
     rv_record_t *recs = calloc(k, sizeof *recs);
     rv_plog_t *log = NULL;
     rv_error_t *err = NULL;
-    rm_tree(dir);
+    rv_bench_rm_tree(dir);
     rv_plog_opts_t o = engine_opts(true, fsync);
     bool ok = buf && recs && rv__plog_open(dir, &o, &log, &err) == RV_OK;
     if (!ok) {
@@ -997,7 +970,7 @@ static void run_workload(const workload_t *w0, const machine_t *m, bool with_int
         if (pi == 1 && !with_interval) {
             continue;
         }
-        char *root = strf("%s/%s-%zu", tmp_root, policy, w.value_len);
+        char *root = rv_bench_strf("%s/%s-%zu", tmp_root, policy, w.value_len);
         rv_broker_t *b = broker_open(root, policy);
         if (!b) {
             free(root);
@@ -1019,7 +992,7 @@ static void run_workload(const workload_t *w0, const machine_t *m, bool with_int
             never_root = root;
         } else {
             rv_broker_close(b);
-            rm_tree(root);
+            rv_bench_rm_tree(root);
             free(root);
         }
     }
@@ -1045,7 +1018,7 @@ static void run_workload(const workload_t *w0, const machine_t *m, bool with_int
     }
     rv_broker_close(never_broker);
     if (never_root) {
-        rm_tree(never_root);
+        rv_bench_rm_tree(never_root);
         free(never_root);
     }
 
@@ -1054,8 +1027,8 @@ static void run_workload(const workload_t *w0, const machine_t *m, bool with_int
         rv_bench_log(SUITE, "engine rows of %s skipped: no producer batch size", w.label);
         return;
     }
-    char *dirs[2] = {strf("%s/engine-never-%zu", tmp_root, w.value_len),
-                     strf("%s/engine-batch-%zu", tmp_root, w.value_len)};
+    char *dirs[2] = {rv_bench_strf("%s/engine-never-%zu", tmp_root, w.value_len),
+                     rv_bench_strf("%s/engine-batch-%zu", tmp_root, w.value_len)};
     bool have_never = false;
     for (int i = 0; i < 2; i++) {
         rv_fsync_t fsync = i == 0 ? RV_FSYNC_NEVER : RV_FSYNC_BATCH;
@@ -1067,7 +1040,7 @@ static void run_workload(const workload_t *w0, const machine_t *m, bool with_int
         }
         have_never = have_never || i == 0;
         if (i == 1) {
-            rm_tree(dirs[i]); /* its bytes are on disk; the baseline should not wait for them */
+            rv_bench_rm_tree(dirs[i]); /* its bytes are on disk; the baseline should not wait for them */
         }
         size_t bs = (size_t)(disk_mean_batch(&disk) + 0.5);
         size_t count = bs ? (size_t)(disk.bytes / bs) : 0;
@@ -1090,7 +1063,7 @@ static void run_workload(const workload_t *w0, const machine_t *m, bool with_int
         report(name, &w, &best, "memcpy", m->memcpy_mbps, false, 0, note);
     }
     for (int i = 0; i < 2; i++) {
-        rm_tree(dirs[i]);
+        rv_bench_rm_tree(dirs[i]);
         free(dirs[i]);
     }
 }
@@ -1099,7 +1072,7 @@ static void run_workload(const workload_t *w0, const machine_t *m, bool with_int
 
 void rv_bench_suite_log(void) {
     const char *tmp = getenv("TMPDIR");
-    char *tmpl = strf("%s/rv-bench-log-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    char *tmpl = rv_bench_strf("%s/rv-bench-log-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(tmpl)) {
         rv_bench_fail(SUITE, "cannot create a directory %s: %s", tmpl, strerror(errno));
         free(tmpl);
@@ -1141,7 +1114,7 @@ void rv_bench_suite_log(void) {
         rv_bench_context("log: the library logged %u warning(s) or error(s), see stderr",
                          lib_warnings);
     }
-    rm_tree(tmp_root);
+    rv_bench_rm_tree(tmp_root);
     free(tmp_root);
     tmp_root = NULL;
 }

@@ -7,6 +7,7 @@
  * as it is. The exit status is 1 when a self-check failed, 3 when `--check` is given and a row
  * missed its target, 2 on a usage error, 0 otherwise. It never measures anything itself.
  */
+#include <ftw.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -158,6 +159,77 @@ rv_bench_timing_t rv_bench_time(rv_bench_op_fn fn, void *ctx, const rv_bench_tim
 
 double rv_bench_rate(const rv_bench_timing_t *t, double units_per_op) {
     return t->best_ns > 0 ? units_per_op * 1e9 / t->best_ns : 0.0;
+}
+
+long rv_bench_status_kb(const char *name) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) {
+        return 0;
+    }
+    char line[256];
+    long kb = 0;
+    size_t n = strlen(name);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, name, n) == 0 && line[n] == ':') {
+            kb = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+char *rv_bench_strf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) {
+        s = NULL;
+    }
+    va_end(ap);
+    if (!s) {
+        fprintf(stderr, "rivulet_bench: out of memory\n");
+        exit(1);
+    }
+    return s;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void rv_bench_rm_tree(const char *path) {
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+extern char **environ;
+
+char **rv_bench_child_env(const char *drop_prefix, const char *child_env, char *const *vars,
+                          size_t nvars) {
+    size_t nenv = 0;
+    while (environ[nenv]) {
+        nenv++;
+    }
+    char **envp = calloc(nenv + nvars + 1, sizeof *envp);
+    if (!envp) {
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nenv; i++) {
+        if (strncmp(environ[i], drop_prefix, strlen(drop_prefix)) != 0 &&
+            strncmp(environ[i], child_env, strlen(child_env)) != 0) {
+            envp[k++] = environ[i];
+        }
+    }
+    for (size_t i = 0; i < nvars; i++) {
+        if (vars[i]) {
+            envp[k++] = vars[i];
+        }
+    }
+    return envp;
 }
 
 double rv_bench_peak_rss_mib(void) {

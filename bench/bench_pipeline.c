@@ -81,33 +81,6 @@ static const char *const mock_conf[] = {
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-static char *strf(const char *fmt, ...) RV_BENCH_PRINTF(1, 2);
-static char *strf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0) {
-        s = NULL;
-    }
-    va_end(ap);
-    if (!s) {
-        fprintf(stderr, "[pipeline] out of memory\n");
-        exit(1);
-    }
-    return s;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *path) {
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static uint64_t mix64(uint64_t z) {
     z += UINT64_C(0x9e3779b97f4a7c15);
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
@@ -116,24 +89,6 @@ static uint64_t mix64(uint64_t z) {
 }
 
 /* A kB figure from a "Name:   123 kB" line of /proc/self/status, or 0. */
-static long proc_status_kb(const char *name) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) {
-        return 0;
-    }
-    char line[256];
-    long kb = 0;
-    size_t n = strlen(name);
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, name, n) == 0 && line[n] == ':') {
-            kb = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return kb;
-}
-
 /* Diagnosis: the resident kB of each mapping of this process (summed by name, the largest
  * first), on stderr, to see where a peak RSS goes. */
 static void smaps_summary(void) {
@@ -360,10 +315,10 @@ static int child_main(void) {
         fprintf(stderr, "[pipeline] child: incomplete environment\n");
         return 2;
     }
-    long start_kb = proc_status_kb("VmHWM");
+    long start_kb = rv_bench_status_kb("VmHWM");
     rv_error_t *err = NULL;
     rv_conf_t *conf = rv_conf_new();
-    char *pair = strf("app.threads=%s", threads);
+    char *pair = rv_bench_strf("app.threads=%s", threads);
     bool ok =
         conf && broker_conf_add(conf, "auto.offset.reset=earliest") && broker_conf_add(conf, pair);
     free(pair);
@@ -418,7 +373,7 @@ static int child_main(void) {
         smaps_summary();
     }
     rv_app_destroy(app);
-    long hwm_kb = proc_status_kb("VmHWM");
+    long hwm_kb = rv_bench_status_kb("VmHWM");
     double first = (double)atomic_load(&c.first_ns);
     FILE *f = fopen(result, "w");
     if (!f) {
@@ -457,34 +412,18 @@ static unsigned run_counter;
 static bool spawn_child(const char *url, const char *in, const char *out, int32_t parts,
                         int threads, bool mock, run_t *r) {
     unsigned id = ++run_counter;
-    char *result = strf("%s/result-%u", tmp_root, id);
-    char *vars[] = {strf("%s=1", CHILD_ENV),
-                    strf("RV_BP_URL=%s", url),
-                    strf("RV_BP_IN=%s", in),
-                    strf("RV_BP_OUT=%s", out),
-                    strf("RV_BP_PARTS=%d", (int)parts),
-                    strf("RV_BP_THREADS=%d", threads),
-                    strf("RV_BP_GROUP=bench-pipeline-%u-%ld", id, (long)getpid()),
-                    strf("RV_BP_RESULT=%s", result),
-                    mock ? strf("RV_BP_MOCK=1") : NULL};
+    char *result = rv_bench_strf("%s/result-%u", tmp_root, id);
+    char *vars[] = {rv_bench_strf("%s=1", CHILD_ENV),
+                    rv_bench_strf("RV_BP_URL=%s", url),
+                    rv_bench_strf("RV_BP_IN=%s", in),
+                    rv_bench_strf("RV_BP_OUT=%s", out),
+                    rv_bench_strf("RV_BP_PARTS=%d", (int)parts),
+                    rv_bench_strf("RV_BP_THREADS=%d", threads),
+                    rv_bench_strf("RV_BP_GROUP=bench-pipeline-%u-%ld", id, (long)getpid()),
+                    rv_bench_strf("RV_BP_RESULT=%s", result),
+                    mock ? rv_bench_strf("RV_BP_MOCK=1") : NULL};
     size_t nvars = sizeof vars / sizeof vars[0];
-    size_t nenv = 0;
-    while (environ[nenv]) {
-        nenv++;
-    }
-    char **envp = calloc(nenv + nvars + 1, sizeof *envp);
-    size_t k = 0;
-    for (size_t i = 0; envp && i < nenv; i++) {
-        if (strncmp(environ[i], "RV_BP_", 6) != 0 &&
-            strncmp(environ[i], CHILD_ENV, strlen(CHILD_ENV)) != 0) {
-            envp[k++] = environ[i];
-        }
-    }
-    for (size_t i = 0; envp && i < nvars; i++) {
-        if (vars[i]) {
-            envp[k++] = vars[i];
-        }
-    }
+    char **envp = rv_bench_child_env("RV_BP_", CHILD_ENV, vars, nvars);
     char *argv[] = {"rivulet_bench", SUITE, NULL};
     /* The path /proc/self/exe names (under valgrind, the program valgrind runs, not itself). */
     char self[4096];
@@ -739,8 +678,8 @@ static void local_rows(void) {
     uint64_t n = rv_bench_quick() ? LOCAL_RECORDS_QUICK : LOCAL_RECORDS;
     expect_t x;
     expect_init(&x, n);
-    char *dir = strf("%s/local", tmp_root);
-    char *url = strf("local:%s", dir);
+    char *dir = rv_bench_strf("%s/local", tmp_root);
+    char *url = rv_bench_strf("local:%s", dir);
     rv_broker_t *b = broker_open(url, false);
     if (!b) {
         free(url);
@@ -793,7 +732,7 @@ static void local_rows(void) {
                 "input generator nor the checks count)");
     }
     rv_broker_close(b);
-    rm_tree(dir);
+    rv_bench_rm_tree(dir);
     free(url);
     free(dir);
 }
@@ -835,7 +774,7 @@ static double kcat_case(rd_kafka_mock_cluster_t *mock, rv_broker_t *b, const cha
             rv_bench_fail(SUITE, "cannot create topic %s", out);
             return 0;
         }
-        char *cmd = strf("kcat -C -b %s -t %s -e -o beginning -q | kcat -P -b %s -t %s", bootstraps,
+        char *cmd = rv_bench_strf("kcat -C -b %s -t %s -e -o beginning -q | kcat -P -b %s -t %s", bootstraps,
                          in, bootstraps, out);
         double secs = shell_seconds(cmd);
         free(cmd);
@@ -853,7 +792,7 @@ static double kcat_case(rd_kafka_mock_cluster_t *mock, rv_broker_t *b, const cha
         }
         if (stored != (int64_t)n) {
             /* Say whether the reading side or the writing side lost them. */
-            char *count = strf("kcat -C -b %s -t %s -e -o beginning -q | wc -l", bootstraps, in);
+            char *count = rv_bench_strf("kcat -C -b %s -t %s -e -o beginning -q | wc -l", bootstraps, in);
             FILE *p = popen(count, "r");
             long read = -1;
             if (p && fscanf(p, "%ld", &read) != 1) {
@@ -897,7 +836,7 @@ static void mock_rows(void) {
         return;
     }
     const char *bootstraps = rd_kafka_mock_cluster_bootstraps(mock);
-    char *url = strf("kafka://%s", bootstraps);
+    char *url = rv_bench_strf("kafka://%s", bootstraps);
     rv_broker_t *b = broker_open(url, true);
     uint64_t per = rv_bench_quick() ? MOCK_PER_PART_QUICK : MOCK_PER_PART;
     for (int32_t parts = 1; b && parts <= 2; parts++) {
@@ -950,7 +889,7 @@ void rv_bench_suite_pipeline(void) {
         _exit(status);
     }
     const char *tmp = getenv("TMPDIR");
-    char *tmpl = strf("%s/rv-bench-pipeline-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    char *tmpl = rv_bench_strf("%s/rv-bench-pipeline-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(tmpl)) {
         rv_bench_fail(SUITE, "cannot create a directory %s: %s", tmpl, strerror(errno));
         free(tmpl);
@@ -983,7 +922,7 @@ void rv_bench_suite_pipeline(void) {
         rv_bench_context("pipeline: the library logged %u warning(s) or error(s), see stderr",
                          lib_warnings);
     }
-    rm_tree(tmp_root);
+    rv_bench_rm_tree(tmp_root);
     free(tmp_root);
     tmp_root = NULL;
 }

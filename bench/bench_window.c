@@ -47,45 +47,6 @@
 #define TARGET_RPS 1e6
 #define CHILD_ENV "RV_BENCH_WINDOW_CHILD"
 
-extern char **environ;
-
-static char *strf(const char *fmt, ...) RV_BENCH_PRINTF(1, 2);
-static char *strf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0) {
-        s = NULL;
-    }
-    va_end(ap);
-    return s;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static long proc_status_kb(const char *name) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) {
-        return 0;
-    }
-    char line[256];
-    long kb = 0;
-    size_t n = strlen(name);
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, name, n) == 0 && line[n] == ':') {
-            kb = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return kb;
-}
-
 /* Record i: key i % KEYS, timestamp BASE_TS + i, value v(i) in 0..999. */
 static int64_t v_of(uint64_t i) {
     uint64_t z = i * UINT64_C(0x9e3779b97f4a7c15);
@@ -111,7 +72,7 @@ static int child_main(void) {
         fprintf(stderr, "[window] child: incomplete environment\n");
         return 2;
     }
-    long start_kb = proc_status_kb("VmHWM");
+    long start_kb = rv_bench_status_kb("VmHWM");
     rv_error_t *err = NULL;
     rv_conf_t *conf = rv_conf_new();
     bool ok = conf && rv_conf_set(conf, "auto.offset.reset", "earliest", NULL) == RV_OK &&
@@ -146,7 +107,7 @@ static int child_main(void) {
     rv_app_metrics_t m;
     rv_app_metrics(app, &m);
     rv_app_destroy(app);
-    long hwm_kb = proc_status_kb("VmHWM");
+    long hwm_kb = rv_bench_status_kb("VmHWM");
     FILE *f = fopen(result, "w");
     if (!f) {
         return 1;
@@ -171,32 +132,17 @@ static unsigned run_counter;
 static bool spawn_child(const char *url, const char *in, const char *out, bool five_aggs,
                         run_t *r) {
     unsigned id = ++run_counter;
-    char *result = strf("%s/result-%u", tmp_root, id);
-    char *vars[] = {strf("%s=1", CHILD_ENV),
-                    strf("RV_BW_URL=%s", url),
-                    strf("RV_BW_IN=%s", in),
-                    strf("RV_BW_OUT=%s", out),
-                    strf("RV_BW_GROUP=bench-window-%u-%ld", id, (long)getpid()),
-                    strf("RV_BW_STATE=%s/state-%u", tmp_root, id),
-                    strf("RV_BW_RESULT=%s", result),
-                    five_aggs ? strf("RV_BW_FIVE=1") : NULL};
-    size_t nvars = sizeof vars / sizeof vars[0], nenv = 0;
-    while (environ[nenv]) {
-        nenv++;
-    }
-    char **envp = calloc(nenv + nvars + 1, sizeof *envp);
-    size_t k = 0;
-    for (size_t i = 0; envp && i < nenv; i++) {
-        if (strncmp(environ[i], "RV_BW_", 6) != 0 &&
-            strncmp(environ[i], CHILD_ENV, strlen(CHILD_ENV)) != 0) {
-            envp[k++] = environ[i];
-        }
-    }
-    for (size_t i = 0; envp && i < nvars; i++) {
-        if (vars[i]) {
-            envp[k++] = vars[i];
-        }
-    }
+    char *result = rv_bench_strf("%s/result-%u", tmp_root, id);
+    char *vars[] = {rv_bench_strf("%s=1", CHILD_ENV),
+                    rv_bench_strf("RV_BW_URL=%s", url),
+                    rv_bench_strf("RV_BW_IN=%s", in),
+                    rv_bench_strf("RV_BW_OUT=%s", out),
+                    rv_bench_strf("RV_BW_GROUP=bench-window-%u-%ld", id, (long)getpid()),
+                    rv_bench_strf("RV_BW_STATE=%s/state-%u", tmp_root, id),
+                    rv_bench_strf("RV_BW_RESULT=%s", result),
+                    five_aggs ? rv_bench_strf("RV_BW_FIVE=1") : NULL};
+    size_t nvars = sizeof vars / sizeof vars[0];
+    char **envp = rv_bench_child_env("RV_BW_", CHILD_ENV, vars, nvars);
     char *argv[] = {"rivulet_bench", SUITE, NULL};
     pid_t pid = 0;
     fflush(stdout);
@@ -368,7 +314,7 @@ static void rows_for(const char *url, rv_broker_t *b, const char *in, uint64_t n
     long max_hwm = 0;
     int runs = rv_bench_quick() ? 1 : RUNS;
     for (int r = 0; r < runs; r++) {
-        char *out = strf("out-%s-%d", five_aggs ? "five" : "mean", r);
+        char *out = rv_bench_strf("out-%s-%d", five_aggs ? "five" : "mean", r);
         run_t run;
         if (spawn_child(url, in, out, five_aggs, &run) && check_output(b, out, n, five_aggs)) {
             if (!best.ns || run.ns < best.ns) {
@@ -490,7 +436,7 @@ void rv_bench_suite_window(void) {
         _exit(status);
     }
     const char *tmp = getenv("TMPDIR");
-    char *root = strf("%s/rv-bench-window-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    char *root = rv_bench_strf("%s/rv-bench-window-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!root || !mkdtemp(root)) {
         rv_bench_fail(SUITE, "cannot create a temporary directory: %s", strerror(errno));
         free(root);
@@ -498,7 +444,7 @@ void rv_bench_suite_window(void) {
     }
     tmp_root = root;
     uint64_t n = rv_bench_quick() ? RECORDS_QUICK : RECORDS;
-    char *url = strf("local:%s/log", tmp_root);
+    char *url = rv_bench_strf("local:%s/log", tmp_root);
     rv_error_t *err = NULL;
     rv_broker_t *b = rv_broker_open(url, NULL, &err);
     if (!b) {
@@ -522,7 +468,7 @@ void rv_bench_suite_window(void) {
                      "base + i ms and a JSON value {\"v\": 0..999, \"unit\": \"kPa\"}; windows "
                      "emit once, when closed (final); every run's output is read back and "
                      "checked window by window");
-    nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    rv_bench_rm_tree(tmp_root);
     free(tmp_root);
     tmp_root = NULL;
     free(url);
