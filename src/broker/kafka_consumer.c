@@ -27,8 +27,28 @@
 /* The most records one poll returns, whatever `max` says. */
 #define MAX_POLL_RECORDS 65536
 
-/* The read-ahead librdkafka keeps, in records (see rv__kafka_consumer_new()). */
-#define QUEUED_MIN_MESSAGES "1000000"
+/*
+ * The read-ahead: librdkafka fetches for a consumer until this many records, or this many KiB
+ * of their values and keys, wait to be polled (over all its partitions), plus what one fetch
+ * response brings. Each record also costs about 165 bytes of bookkeeping, so librdkafka's
+ * defaults (100000 records, 64 MiB) let a lagging consumer hold up to 64 MiB and more (about
+ * 30 MiB for records of 130 bytes); these keep it to a few MiB, which a consumer polling a
+ * record every microsecond drains in milliseconds. The kafka.* properties override both.
+ */
+#define READ_AHEAD_MESSAGES "8192"
+#define READ_AHEAD_KBYTES "1024"
+
+/*
+ * Once its read-ahead is full, librdkafka before 2.1 does not look again until its broker
+ * thread wakes for another reason, or after a second: a consumer that drained the read-ahead
+ * sat idle for the rest of that second. 2.1 added fetch.queue.backoff.ms for this, and a
+ * consumer sets it to FETCH_QUEUE_BACKOFF_MS; on older versions a poll that finds nothing to
+ * hand out while a partition has records left wakes that partition's broker thread with an
+ * offset request (kick_fetch()), at most once per KICK_INTERVAL_MS.
+ */
+#define FETCH_QUEUE_BACKOFF_MS "10"
+#define KICK_INTERVAL_MS 5
+#define KICK_WAIT_MS 1
 
 /* The longest rv_consumer_assign() waits to learn the leaders of the topics it assigns: the
  * delay librdkafka's own retry would add (see learn_leaders()). */
@@ -74,6 +94,9 @@ typedef struct kcons_s {
     bool rebalanced; /* the group has answered this member's first join with an assignment */
     bool closing; /* in close, waiting for that: rebalances do not reach the user */
     rv_error_t *pending; /* an error met after records were taken, for the next poll */
+    bool kick;           /* librdkafka < 2.1: wake idle fetchers (kick_fetch()) */
+    int64_t kicked_ms;   /* the last kick */
+    size_t kick_next;    /* the assignment to consider first at the next kick */
 } kcons_t;
 
 static const char *reset_name(int reset) {
@@ -412,15 +435,15 @@ rv_err_t rv__kafka_consumer_new(rv_consumer_t *c, rv_error_t **err) {
         {"auto.offset.reset", reset_name(kcs->reset)},
         {"partition.assignment.strategy", "cooperative-sticky"},
         {"max.partition.fetch.bytes", fetch},
-        /* The high-level consumer counts queued.min.messages over all its partitions, and
-         * librdkafka 2.0.2 stops fetching for about a second once an application that does
-         * real work per record (consume, transform, produce) is that many records behind:
-         * let queued.max.messages.kbytes (64 MiB by default) bound the read-ahead instead. */
-        {"queued.min.messages", QUEUED_MIN_MESSAGES},
+        {"queued.min.messages", READ_AHEAD_MESSAGES},
+        {"queued.max.messages.kbytes", READ_AHEAD_KBYTES},
     };
     for (size_t i = 0; !e && i < RV_ARRAY_LEN(settings); i++) {
         e = cset(rc, settings[i][0], settings[i][1], err);
     }
+    char ignored[128];
+    kcs->kick = !e && rd_kafka_conf_set(rc, "fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS,
+                                        ignored, sizeof ignored) == RD_KAFKA_CONF_UNKNOWN;
     if (e) {
         rd_kafka_conf_destroy(rc);
         free(kcs);
@@ -744,6 +767,41 @@ static rv_err_t consumer_event(kcons_t *kcs, rd_kafka_message_t *m, int *eofs, r
     return RV_OK;
 }
 
+/*
+ * librdkafka < 2.1: wakes the broker thread that fetches for one assigned partition that has
+ * records beyond this consumer's position (by the watermark its last fetch saw), taking them
+ * in turn. An offset request (ListOffsets, latest) is what wakes it, as it is sent through that
+ * thread; its answer is not needed, so the call waits KICK_WAIT_MS at most and librdkafka drops
+ * the answer when it comes later (a broker that is down costs nothing but that wait).
+ */
+static void kick_fetch(kcons_t *kcs) {
+    int64_t now = rv_clock_mono_ms();
+    if (!kcs->kick || kcs->nasg == 0 || now - kcs->kicked_ms < KICK_INTERVAL_MS) {
+        return;
+    }
+    for (size_t k = 0; k < kcs->nasg; k++) {
+        size_t i = (kcs->kick_next + k) % kcs->nasg;
+        kasg_t *a = &kcs->asg[i];
+        int64_t lo = -1, hi = -1;
+        if (a->paused || a->position < 0 ||
+            rd_kafka_get_watermark_offsets(kcs->kc.rk, a->topic, a->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi <= a->position) {
+            continue;
+        }
+        kcs->kick_next = i + 1;
+        kcs->kicked_ms = now;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        if (l) {
+            rd_kafka_topic_partition_list_add(l, a->topic, a->partition)->offset =
+                RD_KAFKA_OFFSET_END; /* ask for the latest offset */
+            rd_kafka_offsets_for_times(kcs->kc.rk, l, KICK_WAIT_MS);
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+        return;
+    }
+}
+
 rv_err_t rv__kafka_poll(rv_consumer_t *c, const rv_record_t **records, size_t max, size_t *count,
                         int timeout_ms, rv_error_t **err) {
     kcons_t *kcs = c->impl;
@@ -781,7 +839,11 @@ rv_err_t rv__kafka_poll(rv_consumer_t *c, const rv_record_t **records, size_t ma
             int64_t left = deadline < 0 ? RV__KAFKA_SLICE_MS : deadline - rv_clock_mono_ms();
             wait = left < RV__KAFKA_SLICE_MS ? (left > 0 ? (int)left : 0) : RV__KAFKA_SLICE_MS;
         }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(kcs->kc.rk, wait);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(kcs->kc.rk, 0);
+        if (!m && wait > 0) {
+            kick_fetch(kcs); /* nothing to hand out: a fetcher may be idle */
+            m = rd_kafka_consumer_poll(kcs->kc.rk, wait);
+        }
         if (!m) {
             if (n > 0 || kcs->served > 0 || eofs > 0) {
                 break;

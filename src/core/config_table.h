@@ -57,7 +57,7 @@
     X(AUTO_OFFSET_RESET, "auto.offset.reset", RV_CONF_ENUM, "latest", 0, 0,                     \
       "earliest|latest|error", "consumer",                                                      \
       "Where a consumer starts in a partition without a committed offset.")                     \
-    X(FETCH_MAX_BYTES, "fetch.max.bytes", RV_CONF_BYTES, "4194304", 1024, 1073741824, NULL,     \
+    X(FETCH_MAX_BYTES, "fetch.max.bytes", RV_CONF_BYTES, "1048576", 1024, 1073741824, NULL,     \
       "consumer", "Bytes of stored batches a consumer reads from one partition in one poll.")   \
     X(GROUP_CHECK_MS, "group.check.interval.ms", RV_CONF_DURATION, "200", 10, 60000, NULL,      \
       "consumer",                                                                               \

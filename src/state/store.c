@@ -25,8 +25,8 @@ static rocksdb_writeoptions_t *wopts;
 static rocksdb_readoptions_t *ropts;
 
 static void opts_init(void) {
-    wopts = rocksdb_writeoptions_create();
-    ropts = rocksdb_readoptions_create();
+    wopts = rv__rk.rocksdb_writeoptions_create();
+    ropts = rv__rk.rocksdb_readoptions_create();
 }
 
 const rocksdb_writeoptions_t *rv__store_wopts(void) {
@@ -220,21 +220,21 @@ const rv__bent_t *rv__store_pending_at(const rv__store_t *s, size_t i) {
 rv_err_t rv__store_commit_buffer(rv__store_t *s, const char *const *meta_keys,
                                  const char *const *meta_vals, const size_t *meta_lens,
                                  size_t nmeta) {
-    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    rocksdb_writebatch_t *wb = rv__rk.rocksdb_writebatch_create();
     for (size_t i = 0; i < s->buf.n; i++) {
         const rv__bent_t *e = s->buf.order[i];
         if (e->val) {
-            rocksdb_writebatch_put(wb, e->key, e->klen, e->val, e->vlen);
+            rv__rk.rocksdb_writebatch_put(wb, e->key, e->klen, e->val, e->vlen);
         } else {
-            rocksdb_writebatch_delete(wb, e->key, e->klen);
+            rv__rk.rocksdb_writebatch_delete(wb, e->key, e->klen);
         }
     }
     for (size_t i = 0; i < nmeta; i++) {
-        rocksdb_writebatch_put(wb, meta_keys[i], strlen(meta_keys[i]), meta_vals[i], meta_lens[i]);
+        rv__rk.rocksdb_writebatch_put(wb, meta_keys[i], strlen(meta_keys[i]), meta_vals[i], meta_lens[i]);
     }
     char *err = NULL;
-    rocksdb_write(s->db, rv__store_wopts(), wb, &err);
-    rocksdb_writebatch_destroy(wb);
+    rv__rk.rocksdb_write(s->db, rv__store_wopts(), wb, &err);
+    rv__rk.rocksdb_writebatch_destroy(wb);
     if (err) {
         snprintf(s->errmsg, sizeof s->errmsg, "%s", err);
         free(err);
@@ -249,28 +249,32 @@ rv_err_t rv__store_commit_buffer(rv__store_t *s, const char *const *meta_keys,
 /* The options every store opens with, then the rocksdb.* properties over them. NULL with *why
  * set when the properties do not parse. */
 static rocksdb_options_t *db_options(const char *extra, char **why) {
-    rocksdb_options_t *o = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(o, 1);
-    rocksdb_options_set_keep_log_file_num(o, 2);
-    rocksdb_options_set_max_open_files(o, 64);
-    rocksdb_options_set_write_buffer_size(o, 8u << 20);
+    rocksdb_options_t *o = rv__rk.rocksdb_options_create();
+    rv__rk.rocksdb_options_set_create_if_missing(o, 1);
+    rv__rk.rocksdb_options_set_keep_log_file_num(o, 2);
+    rv__rk.rocksdb_options_set_max_open_files(o, 64);
+    rv__rk.rocksdb_options_set_write_buffer_size(o, 8u << 20);
     if (extra && *extra) {
-        rocksdb_options_t *n = rocksdb_options_create();
+        rocksdb_options_t *n = rv__rk.rocksdb_options_create();
         char *e = NULL;
-        rocksdb_get_options_from_string(o, extra, n, &e);
-        rocksdb_options_destroy(o);
+        rv__rk.rocksdb_get_options_from_string(o, extra, n, &e);
+        rv__rk.rocksdb_options_destroy(o);
         if (e) {
             *why = e;
-            rocksdb_options_destroy(n);
+            rv__rk.rocksdb_options_destroy(n);
             return NULL;
         }
         o = n;
-        rocksdb_options_set_create_if_missing(o, 1);
+        rv__rk.rocksdb_options_set_create_if_missing(o, 1);
     }
     return o;
 }
 
 rv_err_t rv__store_check_options(const char *opts, rv_error_t **err) {
+    const char *nolib = NULL;
+    if (!rv__rocks_load(&nolib)) {
+        return rv__error_set(err, RV_ERR_UNSUPPORTED, "rocksdb.* properties: %s", nolib);
+    }
     char *why = NULL;
     rocksdb_options_t *o = db_options(opts, &why);
     if (!o) {
@@ -278,7 +282,7 @@ rv_err_t rv__store_check_options(const char *opts, rv_error_t **err) {
         free(why);
         return RV_ERR_CONFIG;
     }
-    rocksdb_options_destroy(o);
+    rv__rk.rocksdb_options_destroy(o);
     return RV_OK;
 }
 
@@ -287,6 +291,11 @@ static int mkdirs(const char *path);
 
 rv_err_t rv__store_open_db(rv__store_t *s, bool *locked, char **why) {
     *locked = false;
+    const char *nolib = NULL;
+    if (!rv__rocks_load(&nolib)) {
+        *why = strdup(nolib);
+        return RV_ERR_UNSUPPORTED;
+    }
     if (mkdirs(s->dir) != 0) {
         *why = strdup(strerror(errno));
         return RV_ERR_IO;
@@ -298,8 +307,8 @@ rv_err_t rv__store_open_db(rv__store_t *s, bool *locked, char **why) {
         free(e);
         return RV_ERR_CONFIG;
     }
-    s->db = rocksdb_open(o, s->dir, &e);
-    rocksdb_options_destroy(o);
+    s->db = rv__rk.rocksdb_open(o, s->dir, &e);
+    rv__rk.rocksdb_options_destroy(o);
     if (!s->db) {
         *locked = e && (strstr(e, "LOCK") || strstr(e, "lock"));
         *why = e ? strdup(e) : strdup("unknown RocksDB error");
@@ -311,7 +320,7 @@ rv_err_t rv__store_open_db(rv__store_t *s, bool *locked, char **why) {
 
 void rv__store_close_db(rv__store_t *s) {
     if (s->db) {
-        rocksdb_close(s->db);
+        rv__rk.rocksdb_close(s->db);
         s->db = NULL;
     }
     free(s->getbuf);
@@ -321,10 +330,15 @@ void rv__store_close_db(rv__store_t *s) {
 
 rv_err_t rv__store_wipe(rv__store_t *s, char **why) {
     rv__store_close_db(s);
+    const char *nolib = NULL;
+    if (!rv__rocks_load(&nolib)) {
+        *why = strdup(nolib);
+        return RV_ERR_UNSUPPORTED;
+    }
     char *e = NULL;
     rocksdb_options_t *o = db_options(NULL, &e);
-    rocksdb_destroy_db(o, s->dir, &e);
-    rocksdb_options_destroy(o);
+    rv__rk.rocksdb_destroy_db(o, s->dir, &e);
+    rv__rk.rocksdb_options_destroy(o);
     if (e) {
         *why = strdup(e);
         free(e);
@@ -341,7 +355,7 @@ rv_err_t rv__store_load_meta(rv__store_t *s) {
     size_t n = 0;
     char *e = NULL;
     char *v =
-        rocksdb_get(s->db, rv__store_ropts(), RV__META_OFFSETS, strlen(RV__META_OFFSETS), &n, &e);
+        rv__rk.rocksdb_get(s->db, rv__store_ropts(), RV__META_OFFSETS, strlen(RV__META_OFFSETS), &n, &e);
     if (e) {
         snprintf(s->errmsg, sizeof s->errmsg, "%s", e);
         free(e);
@@ -352,7 +366,7 @@ rv_err_t rv__store_load_meta(rv__store_t *s) {
         s->time = rv__store_get_be64(v + 8);
     }
     free(v);
-    v = rocksdb_get(s->db, rv__store_ropts(), RV__META_CHANGELOG, strlen(RV__META_CHANGELOG), &n,
+    v = rv__rk.rocksdb_get(s->db, rv__store_ropts(), RV__META_CHANGELOG, strlen(RV__META_CHANGELOG), &n,
                     &e);
     if (e) {
         snprintf(s->errmsg, sizeof s->errmsg, "%s", e);
@@ -462,7 +476,7 @@ rv_err_t rv__store_get(rv__store_t *s, const void *key, size_t key_len, rv_buf_t
         free(s->getbuf);
         s->getbuf = NULL;
         char *err = NULL;
-        s->getbuf = rocksdb_get(s->db, rv__store_ropts(), k, key_len + 1, &n, &err);
+        s->getbuf = rv__rk.rocksdb_get(s->db, rv__store_ropts(), k, key_len + 1, &n, &err);
         if (err) {
             snprintf(s->errmsg, sizeof s->errmsg, "%s", err);
             free(err);
@@ -614,14 +628,14 @@ static rv__store_iter_t *iter_new(rv__store_t *s, const char *lo, size_t lo_len,
     memcpy(it->hi, hi, hi_len);
     it->hi_len = hi_len;
     it->store = s;
-    if (!(it->ro = rocksdb_readoptions_create())) {
+    if (!(it->ro = rv__rk.rocksdb_readoptions_create())) {
         free(it->hi);
         free(it);
         return NULL;
     }
-    rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->hi, it->hi_len);
-    it->it = rocksdb_create_iterator(s->db, it->ro);
-    rocksdb_iter_seek(it->it, lo, lo_len);
+    rv__rk.rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->hi, it->hi_len);
+    it->it = rv__rk.rocksdb_create_iterator(s->db, it->ro);
+    rv__rk.rocksdb_iter_seek(it->it, lo, lo_len);
     it->bi = sorted_lower(&s->buf, lo, lo_len);
     s->iters++;
     return it;
@@ -687,20 +701,20 @@ bool rv__store_iter_next(rv__store_iter_t *it, rv_buf_t *key, rv_buf_t *value) {
     const rv__wbuf_t *b = &it->store->buf;
     for (;;) {
         if (it->base_started) {
-            rocksdb_iter_next(it->it);
+            rv__rk.rocksdb_iter_next(it->it);
             it->base_started = false;
         }
         /* The database's current key (NULL past the end or the bound). */
         size_t kn = 0, vn = 0;
         const char *k = NULL, *v = NULL;
-        if (rocksdb_iter_valid(it->it)) {
-            k = rocksdb_iter_key(it->it, &kn);
+        if (rv__rk.rocksdb_iter_valid(it->it)) {
+            k = rv__rk.rocksdb_iter_key(it->it, &kn);
             if (cmp_bytes(k, kn, it->hi, it->hi_len) >= 0) {
                 k = NULL;
             }
         } else {
             char *e = NULL;
-            rocksdb_iter_get_error(it->it, &e);
+            rv__rk.rocksdb_iter_get_error(it->it, &e);
             if (e) {
                 snprintf(it->store->errmsg, sizeof it->store->errmsg, "%s", e);
                 free(e);
@@ -731,7 +745,7 @@ bool rv__store_iter_next(rv__store_iter_t *it, rv_buf_t *key, rv_buf_t *value) {
             v = e->val;
             vn = e->vlen;
         } else {
-            v = rocksdb_iter_value(it->it, &vn);
+            v = rv__rk.rocksdb_iter_value(it->it, &vn);
             it->base_started = true;
         }
         bool expired;
@@ -757,8 +771,8 @@ void rv__store_iter_close(rv__store_iter_t *it) {
     if (!it) {
         return;
     }
-    rocksdb_iter_destroy(it->it);
-    rocksdb_readoptions_destroy(it->ro);
+    rv__rk.rocksdb_iter_destroy(it->it);
+    rv__rk.rocksdb_readoptions_destroy(it->ro);
     it->store->iters--;
     free(it->hi);
     free(it);

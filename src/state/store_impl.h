@@ -12,7 +12,7 @@
 #ifndef RV_STATE_STORE_IMPL_H
 #define RV_STATE_STORE_IMPL_H
 
-#include <rocksdb/c.h>
+#include "state/rocks.h"
 
 #include "state/state_int.h"
 

@@ -59,7 +59,7 @@ rv__stores_t *rv__stores_new(const rv__stores_opts_t *opts, rv_error_t **err) {
 static void store_free(rv__store_t *s) {
     rv__store_close_db(s);
     if (s->rbatch) {
-        rocksdb_writebatch_destroy(s->rbatch);
+        rv__rk.rocksdb_writebatch_destroy(s->rbatch);
     }
     rv__wbuf_free(&s->buf);
     free(s->dir);
@@ -162,7 +162,7 @@ void rv__stores_revoke(rv__stores_t *ss, const rv_topic_t *topic, int32_t partit
         ss->by[d][partition] = NULL;
         rv__store_close_db(s);
         if (s->rbatch) {
-            rocksdb_writebatch_destroy(s->rbatch);
+            rv__rk.rocksdb_writebatch_destroy(s->rbatch);
             s->rbatch = NULL;
         }
         s->closed = true;
@@ -246,14 +246,14 @@ rv_err_t rv__ctx_store_error(const rv_ctx_t *ctx) {
 /* Writes the store's restore batch with the changelog offset it reached. */
 static rv_err_t restore_flush(rv__store_t *s, rv_error_t **err) {
     if (!s->rbatch) {
-        s->rbatch = rocksdb_writebatch_create();
+        s->rbatch = rv__rk.rocksdb_writebatch_create();
     }
     char v[8];
     rv__store_put_be64(v, s->changelog_next);
-    rocksdb_writebatch_put(s->rbatch, RV__META_CHANGELOG, strlen(RV__META_CHANGELOG), v, 8);
+    rv__rk.rocksdb_writebatch_put(s->rbatch, RV__META_CHANGELOG, strlen(RV__META_CHANGELOG), v, 8);
     char *e = NULL;
-    rocksdb_write(s->db, rv__store_wopts(), s->rbatch, &e);
-    rocksdb_writebatch_clear(s->rbatch);
+    rv__rk.rocksdb_write(s->db, rv__store_wopts(), s->rbatch, &e);
+    rv__rk.rocksdb_writebatch_clear(s->rbatch);
     if (e) {
         rv__error_set(err, RV_ERR_IO, "store '%s' partition %d ('%s'): restoring: %s",
                       s->decl->name, (int)s->partition, s->dir, e);
@@ -396,18 +396,18 @@ static rv__store_t *restoring_of(rv__stores_t *ss, const char *changelog, int32_
 /* Applies one changelog record to its store's restore batch. */
 static void restore_apply(rv__store_t *s, const rv_record_t *r) {
     if (!s->rbatch) {
-        s->rbatch = rocksdb_writebatch_create();
+        s->rbatch = rv__rk.rocksdb_writebatch_create();
     }
     if (r->key && r->key_len) {
         if (r->value) {
-            rocksdb_writebatch_put(s->rbatch, r->key, r->key_len, r->value, r->value_len);
+            rv__rk.rocksdb_writebatch_put(s->rbatch, r->key, r->key_len, r->value, r->value_len);
             if (r->key_len == strlen(RV__META_OFFSETS) &&
                 memcmp(r->key, RV__META_OFFSETS, r->key_len) == 0 && r->value_len == 16) {
                 s->processed = rv__store_get_be64(r->value);
                 s->time = rv__store_get_be64((const char *)r->value + 8);
             }
         } else {
-            rocksdb_writebatch_delete(s->rbatch, r->key, r->key_len);
+            rv__rk.rocksdb_writebatch_delete(s->rbatch, r->key, r->key_len);
         }
     }
     s->changelog_next = r->offset + 1;
@@ -455,7 +455,7 @@ static rv_err_t restore_step(rv__stores_t *ss, rv_error_t **err) {
                     s->changelog_next = tp.offset;
                 }
             }
-            if ((s->rbatch && rocksdb_writebatch_count(s->rbatch) > 0) ||
+            if ((s->rbatch && rv__rk.rocksdb_writebatch_count(s->rbatch) > 0) ||
                 s->changelog_next >= s->restore_end) {
                 e = restore_flush(s, err);
                 if (e != RV_OK) {
@@ -694,10 +694,10 @@ void rv__stores_size(rv__stores_t *ss, int64_t *stores, int64_t *bytes) {
             }
             (*stores)++;
             uint64_t v = 0;
-            if (rocksdb_property_int(s->db, "rocksdb.total-sst-files-size", &v) == 0) {
+            if (rv__rk.rocksdb_property_int(s->db, "rocksdb.total-sst-files-size", &v) == 0) {
                 *bytes += (int64_t)v;
             }
-            if (rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &v) == 0) {
+            if (rv__rk.rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &v) == 0) {
                 *bytes += (int64_t)v;
             }
         }
