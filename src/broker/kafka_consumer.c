@@ -43,8 +43,10 @@
  * thread wakes for another reason, or after a second: a consumer that drained the read-ahead
  * sat idle for the rest of that second. 2.1 added fetch.queue.backoff.ms for this, and a
  * consumer sets it to FETCH_QUEUE_BACKOFF_MS; on older versions a poll that finds nothing to
- * hand out while a partition has records left wakes that partition's broker thread with an
- * offset request (kick_fetch()), at most once per KICK_INTERVAL_MS.
+ * hand out while partitions have records left wakes their brokers' threads with an offset
+ * request (kick_fetch()), once the consumer has taken at least half a read-ahead since the
+ * last such request (else the fetcher cannot have stopped for a full read-ahead), and at most
+ * once per KICK_INTERVAL_MS.
  */
 #define FETCH_QUEUE_BACKOFF_MS "10"
 #define KICK_INTERVAL_MS 5
@@ -96,7 +98,8 @@ typedef struct kcons_s {
     rv_error_t *pending; /* an error met after records were taken, for the next poll */
     bool kick;           /* librdkafka < 2.1: wake idle fetchers (kick_fetch()) */
     int64_t kicked_ms;   /* the last kick */
-    size_t kick_next;    /* the assignment to consider first at the next kick */
+    int64_t ra_msgs, ra_bytes;       /* the read-ahead's bounds, as librdkafka took them */
+    int64_t taken_msgs, taken_bytes; /* records handed out since the last kick */
 } kcons_t;
 
 static const char *reset_name(int reset) {
@@ -403,6 +406,15 @@ static rv_err_t cset(rd_kafka_conf_t *rc, const char *name, const char *value,
     return rv__kafka_conf_set(rc, name, value, "consumer", err);
 }
 
+/* A numeric property of a librdkafka client as it took it, or 0. */
+static int64_t conf_int(rd_kafka_t *rk, const char *name) {
+    char v[64];
+    size_t size = sizeof v;
+    return rd_kafka_conf_get(rd_kafka_conf(rk), name, v, &size) == RD_KAFKA_CONF_OK
+               ? strtoll(v, NULL, 10)
+               : 0;
+}
+
 rv_err_t rv__kafka_consumer_new(rv_consumer_t *c, rv_error_t **err) {
     static atomic_uint seq;
     kbroker_t *kb = c->broker->impl;
@@ -456,6 +468,8 @@ rv_err_t rv__kafka_consumer_new(rv_consumer_t *c, rv_error_t **err) {
         return e;
     }
     rd_kafka_poll_set_consumer(kcs->kc.rk);
+    kcs->ra_msgs = conf_int(kcs->kc.rk, "queued.min.messages");
+    kcs->ra_bytes = conf_int(kcs->kc.rk, "queued.max.messages.kbytes") * 1024;
     c->impl = kcs;
     return RV_OK;
 }
@@ -768,19 +782,22 @@ static rv_err_t consumer_event(kcons_t *kcs, rd_kafka_message_t *m, int *eofs, r
 }
 
 /*
- * librdkafka < 2.1: wakes the broker thread that fetches for one assigned partition that has
- * records beyond this consumer's position (by the watermark its last fetch saw), taking them
- * in turn. An offset request (ListOffsets, latest) is what wakes it, as it is sent through that
- * thread; its answer is not needed, so the call waits KICK_WAIT_MS at most and librdkafka drops
- * the answer when it comes later (a broker that is down costs nothing but that wait).
+ * librdkafka < 2.1: wakes the broker threads that fetch for the assigned partitions that have
+ * records beyond this consumer's position (by the watermarks their last fetches saw), unless
+ * too little was taken since the last time for a fetcher to have stopped on a full read-ahead.
+ * An offset request (ListOffsets, latest; librdkafka sends one per leader) is what wakes them,
+ * as it goes through those threads; its answer is not needed, so the call waits KICK_WAIT_MS
+ * at most and librdkafka drops the answer when it comes later (a broker that is down costs
+ * nothing but that wait).
  */
 static void kick_fetch(kcons_t *kcs) {
     int64_t now = rv_clock_mono_ms();
-    if (!kcs->kick || kcs->nasg == 0 || now - kcs->kicked_ms < KICK_INTERVAL_MS) {
+    if (!kcs->kick || kcs->nasg == 0 || now - kcs->kicked_ms < KICK_INTERVAL_MS ||
+        (kcs->taken_msgs * 2 < kcs->ra_msgs && kcs->taken_bytes * 2 < kcs->ra_bytes)) {
         return;
     }
-    for (size_t k = 0; k < kcs->nasg; k++) {
-        size_t i = (kcs->kick_next + k) % kcs->nasg;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    for (size_t i = 0; i < kcs->nasg; i++) {
         kasg_t *a = &kcs->asg[i];
         int64_t lo = -1, hi = -1;
         if (a->paused || a->position < 0 ||
@@ -789,16 +806,18 @@ static void kick_fetch(kcons_t *kcs) {
             hi <= a->position) {
             continue;
         }
-        kcs->kick_next = i + 1;
-        kcs->kicked_ms = now;
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        if (l) {
-            rd_kafka_topic_partition_list_add(l, a->topic, a->partition)->offset =
-                RD_KAFKA_OFFSET_END; /* ask for the latest offset */
-            rd_kafka_offsets_for_times(kcs->kc.rk, l, KICK_WAIT_MS);
-            rd_kafka_topic_partition_list_destroy(l);
+        if (!l && !(l = rd_kafka_topic_partition_list_new((int)kcs->nasg))) {
+            return;
         }
-        return;
+        /* the offset field carries the timestamp asked for: -1, the latest offset */
+        rd_kafka_topic_partition_list_add(l, a->topic, a->partition)->offset = -1;
+    }
+    if (l) {
+        kcs->kicked_ms = now;
+        kcs->taken_msgs = 0;
+        kcs->taken_bytes = 0;
+        rd_kafka_offsets_for_times(kcs->kc.rk, l, KICK_WAIT_MS);
+        rd_kafka_topic_partition_list_destroy(l);
     }
 }
 
@@ -878,6 +897,8 @@ rv_err_t rv__kafka_poll(rv_consumer_t *c, const rv_record_t **records, size_t ma
             break;
         }
         a->position = m->offset + 1;
+        kcs->taken_msgs++;
+        kcs->taken_bytes += (int64_t)(m->len + m->key_len);
         kcs->msgs[n] = m;
         kcs->hdr_at[n] = kcs->nhdrs - nh;
         kcs->out[n] = (rv_record_t){.topic = rd_kafka_topic_name(m->rkt),
