@@ -859,9 +859,9 @@ rv_err_t rv__kafka_poll(rv_consumer_t *c, const rv_record_t **records, size_t ma
             wait = left < RV__KAFKA_SLICE_MS ? (left > 0 ? (int)left : 0) : RV__KAFKA_SLICE_MS;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(kcs->kc.rk, 0);
-        if (!m && wait > 0) {
+        if (!m && n == 0 && kcs->served == 0 && eofs == 0) {
             kick_fetch(kcs); /* nothing to hand out: a fetcher may be idle */
-            m = rd_kafka_consumer_poll(kcs->kc.rk, wait);
+            m = wait > 0 ? rd_kafka_consumer_poll(kcs->kc.rk, wait) : NULL;
         }
         if (!m) {
             if (n > 0 || kcs->served > 0 || eofs > 0) {
