@@ -14,6 +14,7 @@
 #define RV_BENCH_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -154,5 +155,22 @@ void rv_bench_rm_tree(const char *path);
  */
 char **rv_bench_child_env(const char *drop_prefix, const char *child_env, char *const *vars,
                           size_t nvars);
+
+/*
+ * Diagnosis of a peak RSS: rv_bench_rss_sampler_start() starts a thread that reads VmRSS every
+ * millisecond and keeps this process's mappings (resident kB, largest first) as they were at
+ * the highest reading; rv_bench_rss_sampler_stop() stops it and prints them on stderr, prefixed
+ * by `suite`. Start returns false when the thread cannot be made (then do not call stop).
+ */
+bool rv_bench_rss_sampler_start(void);
+void rv_bench_rss_sampler_stop(const char *suite);
+
+/*
+ * Starts this program again as a child running suite `suite` with environment `envp` (see
+ * rv_bench_child_env()); stdout and stderr are flushed first. With RV_BENCH_WRAP=tool in this
+ * process's environment the child runs under `tool` (heaptrack, valgrind ...), for diagnosis.
+ * Returns posix_spawn()'s result.
+ */
+int rv_bench_spawn_self(pid_t *pid, const char *suite, char **envp);
 
 #endif

@@ -7,8 +7,13 @@
  * as it is. The exit status is 1 when a self-check failed, 3 when `--check` is given and a row
  * missed its target, 2 on a usage error, 0 otherwise. It never measures anything itself.
  */
+#include <errno.h>
 #include <ftw.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -575,4 +580,118 @@ int main(int argc, char **argv) {
         return 3;
     }
     return 0;
+}
+
+/* ---- the peak-RSS sampler (diagnosis) ------------------------------------------------------ */
+
+static char peak_smaps[16384];
+static atomic_bool sampler_stop;
+static pthread_t sampler_thread;
+
+/* The resident kB of this process's mappings into `out`, largest first: file mappings summed by
+ * name, anonymous ones one by one with their size (a 64 MiB one is a malloc arena, an 8 MiB
+ * one a thread stack). */
+static void smaps_capture(char *out, size_t cap) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) {
+        return;
+    }
+    enum { MAXN = 512 };
+    static char names[MAXN][160];
+    static long kb[MAXN];
+    int n = 0, cur = -1;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && strchr(line, ' ')) {
+            char file[100] = "", name[160];
+            sscanf(line, "%*s %*s %*s %*s %*s %99s", file);
+            if (!file[0] || strcmp(file, "[heap]") == 0) {
+                snprintf(name, sizeof name, "%s anon %lu kB at %lx", file, (hi - lo) / 1024, lo);
+            } else {
+                snprintf(name, sizeof name, "%s", file);
+            }
+            cur = -1;
+            for (int i = 0; i < n; i++) {
+                if (strcmp(names[i], name) == 0) {
+                    cur = i;
+                }
+            }
+            if (cur < 0 && n < MAXN) {
+                cur = n++;
+                snprintf(names[cur], sizeof names[cur], "%s", name);
+                kb[cur] = 0;
+            }
+        } else if (cur >= 0 && strncmp(line, "Rss:", 4) == 0) {
+            kb[cur] += strtol(line + 4, NULL, 10);
+        }
+    }
+    fclose(f);
+    size_t used = 0;
+    for (int k = 0; k < 40; k++) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            if (kb[i] > 0 && (best < 0 || kb[i] > kb[best])) {
+                best = i;
+            }
+        }
+        if (best < 0 || used >= cap) {
+            break;
+        }
+        int w = snprintf(out + used, cap - used, "  rss %6ld kB  %s\n", kb[best], names[best]);
+        used += w > 0 ? (size_t)w : 0;
+        kb[best] = 0;
+    }
+}
+
+static void *sampler_main(void *arg) {
+    (void)arg;
+    long max = 0;
+    while (!atomic_load(&sampler_stop)) {
+        long rss = rv_bench_status_kb("VmRSS");
+        if (rss > max + 256) {
+            max = rss;
+            char buf[sizeof peak_smaps];
+            int w = snprintf(buf, sizeof buf, "at VmRSS %ld kB:\n", rss);
+            buf[w > 0 && (size_t)w < sizeof buf ? w : 0] = '\0';
+            smaps_capture(buf + strlen(buf), sizeof buf - strlen(buf));
+            memcpy(peak_smaps, buf, sizeof buf);
+        }
+        usleep(1000);
+    }
+    return NULL;
+}
+
+bool rv_bench_rss_sampler_start(void) {
+    atomic_store(&sampler_stop, false);
+    peak_smaps[0] = '\0';
+    return pthread_create(&sampler_thread, NULL, sampler_main, NULL) == 0;
+}
+
+void rv_bench_rss_sampler_stop(const char *suite) {
+    atomic_store(&sampler_stop, true);
+    pthread_join(sampler_thread, NULL);
+    fprintf(stderr, "[%s] mappings %s", suite, peak_smaps);
+}
+
+/* ---- running this program again ------------------------------------------------------------ */
+
+int rv_bench_spawn_self(pid_t *pid, const char *suite, char **envp) {
+    /* The path /proc/self/exe names (under valgrind, the program valgrind runs, not itself). */
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0) {
+        self[len] = '\0';
+    } else {
+        snprintf(self, sizeof self, "/proc/self/exe");
+    }
+    fflush(stdout);
+    fflush(stderr);
+    const char *wrap = getenv("RV_BENCH_WRAP");
+    if (wrap && *wrap) {
+        char *wargv[] = {(char *)wrap, self, (char *)suite, NULL};
+        return posix_spawnp(pid, wrap, NULL, NULL, wargv, envp);
+    }
+    char *argv[] = {"rivulet_bench", (char *)suite, NULL};
+    return posix_spawn(pid, self, NULL, NULL, argv, envp);
 }

@@ -32,7 +32,7 @@
  * runs one half, RV_BENCH_PIPELINE_CONF="name=value;..." adds properties to every pipeline
  * process, RV_BENCH_PIPELINE_DEBUG=1 prints every library log line with a timestamp and, for
  * each run, the process's mappings at the moment its RSS peaked (sampled every millisecond),
- * RV_BENCH_PIPELINE_WRAP=tool runs each pipeline process under `tool` (heaptrack, say).
+ * RV_BENCH_WRAP=tool runs each pipeline process under `tool` (heaptrack, say).
  */
 
 #include <errno.h>
@@ -41,8 +41,6 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <math.h>
-#include <pthread.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -89,84 +87,6 @@ static uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
     return z ^ (z >> 31);
-}
-
-/* Diagnosis: the resident kB of this process's mappings at the moment its RSS peaked (file
- * mappings summed by name; anonymous ones one by one, with their size, since a 64 MiB one is a
- * malloc arena and an 8 MiB one a thread stack), on stderr, to see where a peak RSS goes. */
-static char peak_smaps[16384];
-static atomic_bool sampler_stop;
-
-static void smaps_capture(char *out, size_t cap) {
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f) {
-        return;
-    }
-    enum { MAXN = 512 };
-    static char names[MAXN][160];
-    static long kb[MAXN];
-    int n = 0, cur = -1;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && strchr(line, ' ')) {
-            char file[100] = "", name[160];
-            sscanf(line, "%*s %*s %*s %*s %*s %99s", file);
-            if (!file[0] || strcmp(file, "[heap]") == 0) {
-                snprintf(name, sizeof name, "%s anon %lu kB at %lx", file, (hi - lo) / 1024, lo);
-            } else {
-                snprintf(name, sizeof name, "%s", file);
-            }
-            cur = -1;
-            for (int i = 0; i < n; i++) {
-                if (strcmp(names[i], name) == 0) {
-                    cur = i;
-                }
-            }
-            if (cur < 0 && n < MAXN) {
-                cur = n++;
-                snprintf(names[cur], sizeof names[cur], "%s", name);
-                kb[cur] = 0;
-            }
-        } else if (cur >= 0 && strncmp(line, "Rss:", 4) == 0) {
-            kb[cur] += strtol(line + 4, NULL, 10);
-        }
-    }
-    fclose(f);
-    size_t used = 0;
-    for (int k = 0; k < 40; k++) {
-        int best = -1;
-        for (int i = 0; i < n; i++) {
-            if (kb[i] > 0 && (best < 0 || kb[i] > kb[best])) {
-                best = i;
-            }
-        }
-        if (best < 0 || used >= cap) {
-            break;
-        }
-        int w = snprintf(out + used, cap - used, "[pipeline] rss %6ld kB  %s\n", kb[best],
-                         names[best]);
-        used += w > 0 ? (size_t)w : 0;
-        kb[best] = 0;
-    }
-}
-
-static void *sampler(void *arg) {
-    (void)arg;
-    long max = 0;
-    while (!atomic_load(&sampler_stop)) {
-        long rss = rv_bench_status_kb("VmRSS");
-        if (rss > max + 256) {
-            max = rss;
-            char buf[sizeof peak_smaps];
-            buf[0] = 0;
-            snprintf(buf, sizeof buf, "[pipeline] at VmRSS %ld kB:\n", rss);
-            smaps_capture(buf + strlen(buf), sizeof buf - strlen(buf));
-            memcpy(peak_smaps, buf, sizeof buf);
-        }
-        usleep(1000);
-    }
-    return NULL;
 }
 
 static unsigned lib_warnings;
@@ -348,9 +268,7 @@ static int child_main(void) {
         return 2;
     }
     long start_kb = rv_bench_status_kb("VmHWM");
-    pthread_t sampler_thread;
-    bool sampling = getenv("RV_BENCH_PIPELINE_DEBUG") &&
-                    pthread_create(&sampler_thread, NULL, sampler, NULL) == 0;
+    bool sampling = getenv("RV_BENCH_PIPELINE_DEBUG") && rv_bench_rss_sampler_start();
     rv_error_t *err = NULL;
     rv_conf_t *conf = rv_conf_new();
     char *pair = rv_bench_strf("app.threads=%s", threads);
@@ -405,9 +323,7 @@ static int child_main(void) {
     rv_app_metrics_t m;
     rv_app_metrics(app, &m);
     if (sampling) {
-        atomic_store(&sampler_stop, true);
-        pthread_join(sampler_thread, NULL);
-        fputs(peak_smaps, stderr);
+        rv_bench_rss_sampler_stop(SUITE);
     }
     rv_app_destroy(app);
     long hwm_kb = rv_bench_status_kb("VmHWM");
@@ -461,24 +377,8 @@ static bool spawn_child(const char *url, const char *in, const char *out, int32_
                     mock ? rv_bench_strf("RV_BP_MOCK=1") : NULL};
     size_t nvars = sizeof vars / sizeof vars[0];
     char **envp = rv_bench_child_env("RV_BP_", CHILD_ENV, vars, nvars);
-    char *argv[] = {"rivulet_bench", SUITE, NULL};
-    /* The path /proc/self/exe names (under valgrind, the program valgrind runs, not itself). */
-    char self[4096];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (len > 0) {
-        self[len] = '\0';
-    } else {
-        snprintf(self, sizeof self, "/proc/self/exe");
-    }
     pid_t pid = 0;
-    fflush(stdout);
-    fflush(stderr);
-    /* RV_BENCH_PIPELINE_WRAP=tool: run the child under `tool` (heaptrack, say), for diagnosis. */
-    const char *wrap = getenv("RV_BENCH_PIPELINE_WRAP");
-    char *wargv[] = {(char *)wrap, self, SUITE, NULL};
-    int se = !envp ? ENOMEM
-             : wrap && *wrap ? posix_spawnp(&pid, wrap, NULL, NULL, wargv, envp)
-                             : posix_spawn(&pid, self, NULL, NULL, argv, envp);
+    int se = envp ? rv_bench_spawn_self(&pid, SUITE, envp) : ENOMEM;
     bool ok = se == 0;
     int status = 0;
     struct rusage ru;

@@ -17,12 +17,14 @@
  * computed from the input. A third row times the window logic alone (src/stream/window.c over
  * the in-memory store, no broker, no RocksDB), to show what the operator itself costs. This file
  * must never tune a setting to flatter a figure.
+ *
+ * For diagnosis only: RV_BENCH_WINDOW_DEBUG=1 prints each child's mappings at its RSS peak,
+ * RV_BENCH_WRAP=tool runs each child under `tool` (heaptrack, say).
  */
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,7 @@ static int child_main(void) {
         return 2;
     }
     long start_kb = rv_bench_status_kb("VmHWM");
+    bool sampling = getenv("RV_BENCH_WINDOW_DEBUG") && rv_bench_rss_sampler_start();
     rv_error_t *err = NULL;
     rv_conf_t *conf = rv_conf_new();
     bool ok = conf && rv_conf_set(conf, "auto.offset.reset", "earliest", NULL) == RV_OK &&
@@ -106,6 +109,9 @@ static int child_main(void) {
     }
     rv_app_metrics_t m;
     rv_app_metrics(app, &m);
+    if (sampling) {
+        rv_bench_rss_sampler_stop(SUITE);
+    }
     rv_app_destroy(app);
     long hwm_kb = rv_bench_status_kb("VmHWM");
     FILE *f = fopen(result, "w");
@@ -143,11 +149,8 @@ static bool spawn_child(const char *url, const char *in, const char *out, bool f
                     five_aggs ? rv_bench_strf("RV_BW_FIVE=1") : NULL};
     size_t nvars = sizeof vars / sizeof vars[0];
     char **envp = rv_bench_child_env("RV_BW_", CHILD_ENV, vars, nvars);
-    char *argv[] = {"rivulet_bench", SUITE, NULL};
     pid_t pid = 0;
-    fflush(stdout);
-    fflush(stderr);
-    int se = envp ? posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, envp) : ENOMEM;
+    int se = envp ? rv_bench_spawn_self(&pid, SUITE, envp) : ENOMEM;
     bool ok = se == 0;
     int status = 0;
     struct rusage ru;
