@@ -58,8 +58,9 @@ typedef struct rv_twriter_opts_s {
     /* Leave the column names out of frames on the protobuf wire once their data format has
      * been sent: smaller frames (a one-row frame of 50 channels about halves), but a record
      * decoded on its own (the `telemetry` serialiser in a dataframe) then names its columns
-     * `#0`, `#1`, ...; only readers (rv_treader_t) and `rivulet consume --telemetry` restore the
-     * names from the format. Off by default, so pipelines see parameter names. */
+     * `#0`, `#1`, ...; readers (rv_treader_t), rv_df_resample() and `rivulet consume
+     * --telemetry` restore the names from the format. Off by default, so pipelines see
+     * parameter names. */
     bool compact_frames;
 } rv_twriter_opts_t;
 

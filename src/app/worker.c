@@ -199,11 +199,19 @@ static rv_err_t host_topic_named(rv_ctx_t *ctx, const char *name, size_t len,
     return RV_OK;
 }
 
+/* The graph's log: operators' lines, under the application's name and the worker's. */
+static void host_log(rv_ctx_t *ctx, rv_log_level_t level, const char *msg) {
+    rv__worker_t *w = ctx->host;
+    rv__log(&w->app->log, level, "app", "application '%s' worker %d: %s", w->app->group,
+            w->index, msg);
+}
+
 const rv__df_host_t rv__app_host = {
     .version = RV__DF_HOST_VERSION,
     .repartition_topic = rv__app_repartition_topic, /* build time, in app.c */
     .produce = host_produce,
     .topic_named = host_topic_named,
+    .log = host_log,
 };
 
 /* ---- checkpoints ---------------------------------------------------------------------------- */

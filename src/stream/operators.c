@@ -702,6 +702,20 @@ void rv__ctx_failf(rv_ctx_t *ctx, const char *fmt, ...) {
     ctx->fail_set = true;
 }
 
+void rv__df_logf(rv_ctx_t *ctx, const rv_df_t *node, rv_log_level_t level, const char *fmt,
+                 ...) {
+    const rv__df_host_t *host = node->graph->host;
+    if (!host || !host->log) {
+        return;
+    }
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    host->log(ctx, level, msg);
+}
+
 rv_arena_t *rv_ctx_arena(rv_ctx_t *ctx) {
     return ctx->arena;
 }

@@ -6,9 +6,13 @@
  * It keeps one resampler per (input topic and partition, stream id), made on the stream's first
  * frame. A frame value is read back into a frame, fed, and every batch the resampler emits is
  * turned into a frame value of the same stream and passed downstream with the input record's key;
- * every other value passes through untouched. Resamplers live in memory only: nothing goes to
- * a state store, and a partition whose offsets go back (it was revoked and is read again from
- * its committed offset) drops its resamplers and starts afresh. This file must never touch a
+ * every other value passes through untouched. The stream's data formats are remembered as they
+ * pass, so frames written with compact_frames (columns left to their format) are matched by
+ * parameter id like any other; a frame whose format was not seen yet (a run that starts after
+ * it) is fed with only its named columns, with a warning per stream and format naming where.
+ * Resamplers and formats live in memory only: nothing goes to a state store, and a partition
+ * whose offsets go back (it was revoked and is read again from its committed offset) drops
+ * them and starts afresh. This file must never touch a
  * broker, a store or the value it is given: it only reads records and emits new ones.
  */
 #include <stdio.h>
@@ -17,12 +21,17 @@
 
 #include "rivulet/timeseries.h"
 #include "stream/stream_int.h"
+#include "telemetry/telemetry_int.h"
 
 /* ---- the operator's data ------------------------------------------------------------------- */
 
 typedef struct rstream_s {
-    char *id; /* the stream id (malloc) */
-    rv_tinterp_t *ip;
+    char *id;                  /* the stream id (malloc) */
+    rv_tinterp_t *ip;          /* made on the stream's first frame */
+    rv_arena_t *formats_arena; /* the data formats seen (their latest definition each) */
+    const rv_tpacket_t **formats;
+    size_t nformats, fcap;
+    uint32_t warned_format; /* the last format id warned about as unknown */
 } rstream_t;
 
 /* One input partition's resamplers. Its mutex is held while a record of the partition runs, so
@@ -54,6 +63,8 @@ typedef struct remit_s {
 static void slot_clear(rslot_t *sl) {
     for (size_t i = 0; i < sl->n; i++) {
         rv_tinterp_destroy(sl->streams[i].ip);
+        rv_arena_destroy(sl->streams[i].formats_arena);
+        free(sl->streams[i].formats);
         free(sl->streams[i].id);
     }
     sl->n = 0;
@@ -141,22 +152,22 @@ static rv_err_t on_emit(void *opaque, const rv_tframe_t *frame) {
     return e;
 }
 
-/* True when `value` is a packet tree of type "frame". */
-static bool is_frame(const rv_value_t *value) {
+/* True when `value` is a packet tree of type `type` ("frame", "data_format"). */
+static bool is_packet(const rv_value_t *value, const char *type) {
     if (!value || rv_value_type(value) != RV_TYPE_OBJECT) {
         return false;
     }
     const rv_value_t *t = rv_value_get_cstr(value, "type");
     size_t len = 0;
     const char *s = t && rv_value_type(t) == RV_TYPE_STRING ? rv_value_str(t, &len) : NULL;
-    return s && len == 5 && memcmp(s, "frame", 5) == 0;
+    return s && len == strlen(type) && memcmp(s, type, len) == 0;
 }
 
-/* The resampler of stream `id` in `sl`, made when missing. NULL (ctx failed) on error. */
-static rv_tinterp_t *stream_of(rop_t *op, rslot_t *sl, rv_ctx_t *ctx, const char *id, remit_t *re) {
+/* The record of stream `id` in `sl`, made when missing. NULL (ctx failed) on NOMEM. */
+static rstream_t *stream_of(rslot_t *sl, rv_ctx_t *ctx, const char *id) {
     for (size_t i = 0; i < sl->n; i++) {
         if (strcmp(sl->streams[i].id, id) == 0) {
-            return sl->streams[i].ip;
+            return &sl->streams[i];
         }
     }
     if (sl->n == sl->cap) {
@@ -169,41 +180,94 @@ static rv_tinterp_t *stream_of(rop_t *op, rslot_t *sl, rv_ctx_t *ctx, const char
         sl->streams = v;
         sl->cap = cap;
     }
-    rv_tinterp_opts_t o = op->opts;
-    o.emit = on_emit;
-    o.opaque = re;
-    rv_error_t *err = NULL;
     rstream_t *s = &sl->streams[sl->n];
-    s->id = strdup(id);
-    if (!s->id || rv_tinterp_new(&o, &s->ip, &err) != RV_OK) {
-        rv__ctx_failf(ctx, "resample: stream '%s': %s", id,
-                      err ? rv_error_message(err) : "out of memory");
-        rv_error_destroy(err);
-        free(s->id);
+    *s = (rstream_t){.id = strdup(id)};
+    if (!s->id) {
+        rv__ctx_failf(ctx, "resample: out of memory");
         return NULL;
     }
     sl->n++;
+    return s;
+}
+
+/* The resampler of stream `s`, made when missing. NULL (ctx failed) on error. */
+static rv_tinterp_t *interp_of(rop_t *op, rstream_t *s, rv_ctx_t *ctx, remit_t *re) {
+    if (!s->ip) {
+        rv_tinterp_opts_t o = op->opts;
+        o.emit = on_emit;
+        o.opaque = re;
+        rv_error_t *err = NULL;
+        if (rv_tinterp_new(&o, &s->ip, &err) != RV_OK) {
+            rv__ctx_failf(ctx, "resample: stream '%s': %s", s->id,
+                          err ? rv_error_message(err) : "out of memory");
+            rv_error_destroy(err);
+            s->ip = NULL;
+        }
+    }
     return s->ip;
 }
 
-static rv_err_t rop_run(rv_ctx_t *ctx, rv_df_t *node, rv_value_t *value) {
-    rop_t *op = node->op_state;
-    if (!is_frame(value)) {
-        return rv__df_emit(ctx, node, value); /* other packets and values pass through */
+/* Remembers data format `p` of stream `s` (a copy; a later definition of the same id replaces
+ * it). False on NOMEM. */
+static bool keep_format(rstream_t *s, const rv_tpacket_t *p) {
+    for (size_t i = 0; i < s->nformats; i++) {
+        if (s->formats[i]->u.format.format_id == p->u.format.format_id &&
+            rv_tpacket_equal(s->formats[i], p)) {
+            return true; /* a re-sent definition: nothing new */
+        }
     }
-    rv_tpacket_t *pkt = NULL;
-    rv_error_t *err = NULL;
-    rv_err_t e = rv_tpacket_from_value(ctx->arena, value, &pkt, &err);
-    if (e != RV_OK) {
-        rv__ctx_failf(ctx, "resample: not a telemetry frame: %s", rv_error_message(err));
-        rv_error_destroy(err);
-        return e;
+    if (!s->formats_arena && !(s->formats_arena = rv_arena_new(0))) {
+        return false;
     }
-    const char *id = pkt->stream_id ? pkt->stream_id : "";
+    rv_tpacket_t *copy = rv_arena_memdup(s->formats_arena, p, sizeof *copy);
+    const char **ids =
+        copy ? rv_arena_alloc(s->formats_arena, (p->u.format.count + 1) * sizeof *ids) : NULL;
+    if (!ids) {
+        return false;
+    }
+    for (size_t k = 0; k < p->u.format.count; k++) {
+        const char *id = p->u.format.parameter_ids[k] ? p->u.format.parameter_ids[k] : "";
+        if (!(ids[k] = rv_arena_strndup(s->formats_arena, id, strlen(id)))) {
+            return false;
+        }
+    }
+    copy->stream_id = NULL;
+    copy->u.format.parameter_ids = ids;
+    for (size_t i = 0; i < s->nformats; i++) {
+        if (s->formats[i]->u.format.format_id == p->u.format.format_id) {
+            s->formats[i] = copy; /* redefined (the old copy stays in the arena) */
+            return true;
+        }
+    }
+    if (s->nformats == s->fcap) {
+        size_t cap = s->fcap ? s->fcap * 2 : 4;
+        const rv_tpacket_t **v = realloc(s->formats, cap * sizeof *v);
+        if (!v) {
+            return false;
+        }
+        s->formats = v;
+        s->fcap = cap;
+    }
+    s->formats[s->nformats++] = copy;
+    return true;
+}
+
+static const rv_tpacket_t *format_of(const rstream_t *s, uint32_t id) {
+    for (size_t i = 0; i < s->nformats; i++) {
+        if (s->formats[i]->u.format.format_id == id) {
+            return s->formats[i];
+        }
+    }
+    return NULL;
+}
+
+/* The record's slot, with its mutex held; a partition read again from an earlier offset drops
+ * what it held. NULL (ctx failed) on NOMEM. */
+static rslot_t *lock_slot(rop_t *op, rv_ctx_t *ctx) {
     rslot_t *sl = slot_of(op, ctx->topic, ctx->rec->partition);
     if (!sl) {
         rv__ctx_failf(ctx, "resample: out of memory");
-        return RV_ERR_NOMEM;
+        return NULL;
     }
     pthread_mutex_lock(&sl->mu);
     if (ctx->rec->offset >= 0) {
@@ -212,15 +276,91 @@ static rv_err_t rop_run(rv_ctx_t *ctx, rv_df_t *node, rv_value_t *value) {
         }
         sl->last_offset = ctx->rec->offset;
     }
+    return sl;
+}
+
+/* The packet tree `value` read back into a packet in the batch arena; NULL with *e set (and
+ * ctx failed) when it is not one. */
+static rv_tpacket_t *read_packet(rv_ctx_t *ctx, const rv_value_t *value, rv_err_t *e) {
+    rv_tpacket_t *pkt = NULL;
+    rv_error_t *err = NULL;
+    *e = rv_tpacket_from_value(ctx->arena, value, &pkt, &err);
+    if (*e != RV_OK) {
+        rv__ctx_failf(ctx, "resample: not a telemetry packet: %s", rv_error_message(err));
+        pkt = NULL;
+    }
+    rv_error_destroy(err);
+    return pkt;
+}
+
+/* A data format passing by: remembered for its stream's frames, then passed on. */
+static rv_err_t on_format(rop_t *op, rv_ctx_t *ctx, rv_df_t *node, rv_value_t *value) {
+    rv_err_t e;
+    rv_tpacket_t *pkt = read_packet(ctx, value, &e);
+    if (!pkt) {
+        return e;
+    }
+    rslot_t *sl = lock_slot(op, ctx);
+    if (!sl) {
+        return RV_ERR_NOMEM;
+    }
+    rstream_t *s = stream_of(sl, ctx, pkt->stream_id ? pkt->stream_id : "");
+    bool ok = s && keep_format(s, pkt);
+    pthread_mutex_unlock(&sl->mu);
+    if (!ok) {
+        if (s) {
+            rv__ctx_failf(ctx, "resample: out of memory");
+        }
+        return RV_ERR_NOMEM;
+    }
+    return rv__df_emit(ctx, node, value);
+}
+
+static rv_err_t rop_run(rv_ctx_t *ctx, rv_df_t *node, rv_value_t *value) {
+    rop_t *op = node->op_state;
+    if (is_packet(value, "data_format")) {
+        return on_format(op, ctx, node, value);
+    }
+    if (!is_packet(value, "frame")) {
+        return rv__df_emit(ctx, node, value); /* other packets and values pass through */
+    }
+    rv_err_t e;
+    rv_tpacket_t *pkt = read_packet(ctx, value, &e);
+    if (!pkt) {
+        return e;
+    }
+    const char *id = pkt->stream_id ? pkt->stream_id : "";
+    rslot_t *sl = lock_slot(op, ctx);
+    if (!sl) {
+        return RV_ERR_NOMEM;
+    }
     remit_t re = {ctx, node, id};
-    rv_tinterp_t *ip = stream_of(op, sl, ctx, id, &re);
+    rstream_t *s = stream_of(sl, ctx, id);
+    rv_tinterp_t *ip = s ? interp_of(op, s, ctx, &re) : NULL;
     if (!ip) {
         pthread_mutex_unlock(&sl->mu);
         return RV_ERR_NOMEM;
     }
-    e = rv_tinterp_feed(ip, pkt->u.frame, &err);
+    const rv_tframe_t *f = pkt->u.frame;
+    if (f->format_id != 0) {
+        const rv_tpacket_t *fmt = format_of(s, f->format_id);
+        if (fmt) {
+            f = rv__tframe_name_columns(ctx->arena, f, fmt);
+        } else if (s->warned_format != f->format_id) {
+            s->warned_format = f->format_id;
+            rv__df_logf(ctx, node, RV_LOG_WARNING,
+                        "resample: stream '%s' (topic '%s' partition %d offset %lld): frames of "
+                        "data format %u, whose definition has not passed yet, are resampled "
+                        "with their named columns only until it does",
+                        id, rv_ctx_topic(ctx), (int)ctx->rec->partition,
+                        (long long)ctx->rec->offset, (unsigned)f->format_id);
+        }
+    }
+    rv_error_t *err = NULL;
+    e = f ? rv_tinterp_feed(ip, f, &err) : RV_ERR_NOMEM;
     if (e != RV_OK && !ctx->fail_set) {
-        rv__ctx_failf(ctx, "resample: stream '%s': %s", id, rv_error_message(err));
+        rv__ctx_failf(ctx, "resample: stream '%s': %s", id,
+                      err ? rv_error_message(err) : "out of memory");
     }
     rv_error_destroy(err);
     pthread_mutex_unlock(&sl->mu);

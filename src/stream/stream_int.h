@@ -99,6 +99,8 @@ typedef struct rv__df_host_s {
      */
     rv_err_t (*topic_named)(rv_ctx_t *ctx, const char *name, size_t len,
                             const rv_topic_opts_t *opts, rv_topic_t **out);
+    /* Run time: writes `msg` to the application's log (NULL: operators' lines are dropped). */
+    void (*log)(rv_ctx_t *ctx, rv_log_level_t level, const char *msg);
 } rv__df_host_t;
 
 /* ---- the graph ------------------------------------------------------------------------------ */
@@ -290,5 +292,8 @@ RV__HIDDEN rv__store_decl_t *rv__df_store(rv_df_t *node, const char *op, const c
 
 /* Sets ctx->fail_msg from a format (as rv_ctx_fail() does). */
 RV__HIDDEN void rv__ctx_failf(rv_ctx_t *ctx, const char *fmt, ...) RV_PRINTF(2, 3);
+/* A line from operator `node` to the application's log, through its graph's host. */
+RV__HIDDEN void rv__df_logf(rv_ctx_t *ctx, const rv_df_t *node, rv_log_level_t level,
+                            const char *fmt, ...) RV_PRINTF(4, 5);
 
 #endif

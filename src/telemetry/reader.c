@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "rivulet/clock.h"
+#include "telemetry/telemetry_int.h"
 #include "telemetry/tstream_int.h"
 
 #define MAX_FORMATS 1024 /* per stream; past it the oldest is dropped */
@@ -339,30 +340,8 @@ static const rv_tframe_t *resolve(rv_treader_t *r, stream_t *s, const rv_tframe_
     if (!fmt) {
         return r->opts.deliver_undefined ? f : NULL;
     }
-    bool unnamed = false;
-    for (size_t c = 0; c < f->column_count; c++) {
-        unnamed |= !f->columns[c].name || !*f->columns[c].name;
-    }
-    if (!unnamed) {
-        return f;
-    }
-    rv_tcolumn_t *cols = rv_arena_memdup(r->scratch, f->columns, f->column_count * sizeof *cols);
-    rv_tframe_t *copy = rv_arena_memdup(r->scratch, f, sizeof *copy);
-    if (!cols || !copy) {
-        return f;
-    }
-    size_t k = 0;
-    for (size_t c = 0; c < f->column_count; c++) {
-        if (cols[c].type == RV_TCOL_TAG) {
-            continue;
-        }
-        if ((!cols[c].name || !*cols[c].name) && k < fmt->u.format.count) {
-            cols[c].name = fmt->u.format.parameter_ids[k];
-        }
-        k++;
-    }
-    copy->columns = cols;
-    return copy;
+    const rv_tframe_t *named = rv__tframe_name_columns(r->scratch, f, fmt);
+    return named ? named : f;
 }
 
 static rv_err_t apply(rv_treader_t *r, stream_t *s, const rv_tpacket_t *p, rv_error_t **err) {

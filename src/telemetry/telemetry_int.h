@@ -30,6 +30,12 @@ RV__HIDDEN long rv__tcolumns_dup(rv_arena_t *arena, const rv_tcolumn_t *cols, si
  * or empty name in a frame with a format id. */
 RV__HIDDEN bool rv__tcolumn_by_format(const rv_tframe_t *f, size_t c);
 
+/* `f` with the names its data format `fmt` gives to the columns it names (rv__tcolumn_by_format:
+ * the k-th non-tag column takes parameter_ids[k]): a copy in `arena` when `f` has such columns,
+ * `f` itself when it has none or `fmt` is not `f`'s format, NULL when memory is exhausted. */
+RV__HIDDEN const rv_tframe_t *rv__tframe_name_columns(rv_arena_t *arena, const rv_tframe_t *f,
+                                                      const rv_tpacket_t *fmt);
+
 /* The key of column `c` in the JSON forms' rows: its name, or "#k" (into `buf`, at least 24
  * bytes) for a column its data format names, k its position among the non-tag columns. */
 RV__HIDDEN const char *rv__tcolumn_key(const rv_tframe_t *f, size_t c, char *buf);

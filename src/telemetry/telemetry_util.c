@@ -220,3 +220,35 @@ size_t rv__tiso_format(int64_t ns, char *out) {
     *p = '\0';
     return (size_t)(p - out);
 }
+
+const rv_tframe_t *rv__tframe_name_columns(rv_arena_t *arena, const rv_tframe_t *f,
+                                           const rv_tpacket_t *fmt) {
+    if (!f || !fmt || fmt->type != RV_TPACKET_DATA_FORMAT || f->format_id == 0 ||
+        fmt->u.format.format_id != f->format_id) {
+        return f;
+    }
+    bool unnamed = false;
+    for (size_t c = 0; c < f->column_count && !unnamed; c++) {
+        unnamed = rv__tcolumn_by_format(f, c);
+    }
+    if (!unnamed) {
+        return f;
+    }
+    rv_tcolumn_t *cols = rv_arena_memdup(arena, f->columns, f->column_count * sizeof *cols);
+    rv_tframe_t *copy = rv_arena_memdup(arena, f, sizeof *copy);
+    if (!cols || !copy) {
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t c = 0; c < f->column_count; c++) {
+        if (cols[c].type == RV_TCOL_TAG) {
+            continue;
+        }
+        if ((!cols[c].name || !*cols[c].name) && k < fmt->u.format.count) {
+            cols[c].name = fmt->u.format.parameter_ids[k];
+        }
+        k++;
+    }
+    copy->columns = cols;
+    return copy;
+}
