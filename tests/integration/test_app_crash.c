@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kafka_mock.h"
 #include "kafka_tsan.h"
 #include "rivulet/rivulet.h"
 #include "rv_test.h"
@@ -119,37 +120,7 @@ static int child_main(int argc, char **argv) {
 
 /* ---- the parent ----------------------------------------------------------------------------- */
 
-static rd_kafka_t *g_mock_rk;
-static rd_kafka_mock_cluster_t *g_mock;
-
-static void quiet(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    (void)level;
-    (void)fac;
-    (void)buf;
-}
-
-static bool mock_start(void) {
-    char why[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, quiet);
-    g_mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (!g_mock_rk) {
-        rd_kafka_conf_destroy(conf);
-        return false;
-    }
-    g_mock = rd_kafka_mock_cluster_new(g_mock_rk, 1);
-    return g_mock != NULL;
-}
-
-static void mock_stop(void) {
-    if (g_mock) {
-        rd_kafka_mock_cluster_destroy(g_mock);
-    }
-    if (g_mock_rk) {
-        rd_kafka_destroy(g_mock_rk);
-    }
-}
+static km_cluster_t g_km; /* the mock cluster of the kafka:// runs */
 
 static rv_broker_t *open_broker(const char *url, bool kafka) {
     rv_conf_t *conf = rv_conf_new();
@@ -218,8 +189,8 @@ static void crash_leg(const char *name, const char *url, bool kafka, int n, int 
         return;
     }
     if (kafka) {
-        REQUIRE(rd_kafka_mock_topic_create(g_mock, in, IN_PARTITIONS, 1) == 0);
-        REQUIRE(rd_kafka_mock_topic_create(g_mock, out, IN_PARTITIONS, 1) == 0);
+        REQUIRE(rd_kafka_mock_topic_create(g_km.mock, in, IN_PARTITIONS, 1) == 0);
+        REQUIRE(rd_kafka_mock_topic_create(g_km.mock, out, IN_PARTITIONS, 1) == 0);
     } else {
         REQUIRE(rv_broker_create_topic(b, in, IN_PARTITIONS, NULL, NULL) == RV_OK);
     }
@@ -416,11 +387,9 @@ static void test_crash_kafka(void) {
         fprintf(stderr, "skip test_crash_kafka: this library has no Kafka broker\n");
         return;
     }
-    REQUIRE(mock_start());
-    char url[600];
-    snprintf(url, sizeof url, "kafka://%s", rd_kafka_mock_cluster_bootstraps(g_mock));
-    crash_leg("kafka", url, true, N_KAFKA, 3);
-    mock_stop();
+    REQUIRE(km_start(&g_km, 1));
+    crash_leg("kafka", g_km.url, true, N_KAFKA, 3);
+    km_stop(&g_km);
 }
 
 int main(int argc, char **argv) {

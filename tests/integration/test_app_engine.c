@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kafka_mock.h"
 #include "kafka_tsan.h"
 #include "rivulet/rivulet.h"
 #include "rv_test.h"
@@ -41,8 +42,7 @@ typedef struct env_s {
 
 static env_t *E;
 static int g_seq;
-static rd_kafka_t *g_mock_rk;
-static rd_kafka_mock_cluster_t *g_mock;
+static km_cluster_t g_km; /* the mock cluster of the kafka:// runs */
 
 /*
  * Properties every application gets on the mock (as in test_kafka_contract.c): its groups wait
@@ -53,36 +53,6 @@ static rd_kafka_mock_cluster_t *g_mock;
 static const char *const g_kafka_conf[] = {
     "kafka.session.timeout.ms=3100", "kafka.heartbeat.interval.ms=100",
     "kafka.fetch.wait.max.ms=100", "kafka.reconnect.backoff.max.ms=500", NULL};
-
-static void quiet(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    (void)level;
-    (void)fac;
-    (void)buf;
-}
-
-static bool mock_start(void) {
-    char why[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, quiet);
-    g_mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (!g_mock_rk) {
-        fprintf(stderr, "cannot create the mock cluster's handle: %s\n", why);
-        rd_kafka_conf_destroy(conf);
-        return false;
-    }
-    g_mock = rd_kafka_mock_cluster_new(g_mock_rk, 3);
-    return g_mock != NULL;
-}
-
-static void mock_stop(void) {
-    if (g_mock) {
-        rd_kafka_mock_cluster_destroy(g_mock);
-    }
-    if (g_mock_rk) {
-        rd_kafka_destroy(g_mock_rk);
-    }
-}
 
 static void on_log(void *opaque, rv_log_level_t level, const char *subsystem, const char *msg) {
     (void)opaque;
@@ -133,7 +103,7 @@ static rv_app_t *mk_app(const char *group, const char *const *extra) {
 /* Creates a topic the test writes before the run (and, on kafka://, any topic at all). */
 static bool mk_topic(rv_app_t *app, const char *name, int partitions) {
     if (E->kafka) {
-        rd_kafka_resp_err_t re = rd_kafka_mock_topic_create(g_mock, name, partitions, 1);
+        rd_kafka_resp_err_t re = rd_kafka_mock_topic_create(g_km.mock, name, partitions, 1);
         CHECK_MSG(re == RD_KAFKA_RESP_ERR_NO_ERROR, "mock topic %s: %s", name,
                   rd_kafka_err2str(re));
         return re == RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -1041,7 +1011,7 @@ static void test_policy_dead_letter(void) {
     uniq(out, sizeof out, "dlq-out");
     snprintf(dl, sizeof dl, "%s--dead-letter", g);
     if (E->kafka) {
-        rd_kafka_mock_topic_create(g_mock, dl, 1, 1);
+        rd_kafka_mock_topic_create(g_km.mock, dl, 1, 1);
     }
     rv_app_t *app = policy_app(g, in, out, "dead-letter");
     REQUIRE(app);
@@ -1130,9 +1100,9 @@ int main(void) {
     if (!probe && rv_error_code(err) == RV_ERR_UNSUPPORTED) {
         fprintf(stderr, "skip kafka://: this library has no Kafka broker (%s)\n",
                 rv_error_message(err));
-    } else if (mock_start()) {
+    } else if (km_start(&g_km, 3)) {
         env_t kaf = {.name = "kafka", .threads = 1, .kafka = true};
-        snprintf(kaf.url, sizeof kaf.url, "kafka://%s", rd_kafka_mock_cluster_bootstraps(g_mock));
+        snprintf(kaf.url, sizeof kaf.url, "%s", g_km.url);
         run_all(&kaf);
         env_t kaf2 = kaf;
         kaf2.name = "kafka, 2 workers";
@@ -1143,7 +1113,7 @@ int main(void) {
     }
     rv_broker_close(probe);
     rv_error_destroy(err);
-    mock_stop();
+    km_stop(&g_km);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) {
