@@ -246,9 +246,17 @@ rv_err_t rv__store_commit_buffer(rv__store_t *s, const char *const *meta_keys,
 
 /* ---- opening -------------------------------------------------------------------------------- */
 
-/* The options every store opens with, then the rocksdb.* properties over them. NULL with *why
- * set when the properties do not parse. */
-static rocksdb_options_t *db_options(const char *extra, char **why) {
+/* The options every store opens with, then the rocksdb.* properties over them (loading
+ * RocksDB first). NULL with *why (malloc) and *code set: RV_ERR_UNSUPPORTED when RocksDB
+ * cannot be loaded, RV_ERR_CONFIG when the properties do not parse. */
+static rocksdb_options_t *db_options(const char *extra, char **why, rv_err_t *code) {
+    const char *nolib = NULL;
+    if (!rv__rocks_load(&nolib)) {
+        *why = strdup(nolib);
+        *code = RV_ERR_UNSUPPORTED;
+        return NULL;
+    }
+    *code = RV_ERR_CONFIG;
     rocksdb_options_t *o = rv__rk.rocksdb_options_create();
     rv__rk.rocksdb_options_set_create_if_missing(o, 1);
     rv__rk.rocksdb_options_set_keep_log_file_num(o, 2);
@@ -271,16 +279,14 @@ static rocksdb_options_t *db_options(const char *extra, char **why) {
 }
 
 rv_err_t rv__store_check_options(const char *opts, rv_error_t **err) {
-    const char *nolib = NULL;
-    if (!rv__rocks_load(&nolib)) {
-        return rv__error_set(err, RV_ERR_UNSUPPORTED, "rocksdb.* properties: %s", nolib);
-    }
     char *why = NULL;
-    rocksdb_options_t *o = db_options(opts, &why);
+    rv_err_t code;
+    rocksdb_options_t *o = db_options(opts, &why, &code);
     if (!o) {
-        rv__error_set(err, RV_ERR_CONFIG, "rocksdb.* properties ('%s'): %s", opts, why);
+        rv__error_set(err, code, "rocksdb.* properties ('%s'): %s", opts,
+                      why ? why : "out of memory");
         free(why);
-        return RV_ERR_CONFIG;
+        return code;
     }
     rv__rk.rocksdb_options_destroy(o);
     return RV_OK;
@@ -291,21 +297,17 @@ static int mkdirs(const char *path);
 
 rv_err_t rv__store_open_db(rv__store_t *s, bool *locked, char **why) {
     *locked = false;
-    const char *nolib = NULL;
-    if (!rv__rocks_load(&nolib)) {
-        *why = strdup(nolib);
-        return RV_ERR_UNSUPPORTED;
+    char *e = NULL;
+    rv_err_t code;
+    rocksdb_options_t *o = db_options(s->rocksdb_opts, &e, &code);
+    if (!o) {
+        *why = e;
+        return code;
     }
     if (mkdirs(s->dir) != 0) {
         *why = strdup(strerror(errno));
+        rv__rk.rocksdb_options_destroy(o);
         return RV_ERR_IO;
-    }
-    char *e = NULL;
-    rocksdb_options_t *o = db_options(s->rocksdb_opts, &e);
-    if (!o) {
-        *why = strdup(e);
-        free(e);
-        return RV_ERR_CONFIG;
     }
     s->db = rv__rk.rocksdb_open(o, s->dir, &e);
     rv__rk.rocksdb_options_destroy(o);
@@ -330,13 +332,13 @@ void rv__store_close_db(rv__store_t *s) {
 
 rv_err_t rv__store_wipe(rv__store_t *s, char **why) {
     rv__store_close_db(s);
-    const char *nolib = NULL;
-    if (!rv__rocks_load(&nolib)) {
-        *why = strdup(nolib);
-        return RV_ERR_UNSUPPORTED;
-    }
     char *e = NULL;
-    rocksdb_options_t *o = db_options(NULL, &e);
+    rv_err_t code;
+    rocksdb_options_t *o = db_options(NULL, &e, &code);
+    if (!o) {
+        *why = e;
+        return code;
+    }
     rv__rk.rocksdb_destroy_db(o, s->dir, &e);
     rv__rk.rocksdb_options_destroy(o);
     if (e) {

@@ -10,10 +10,11 @@
  * pass, so frames written with compact_frames (columns left to their format) are matched by
  * parameter id like any other; a frame whose format was not seen yet (a run that starts after
  * it) is fed with only its named columns, with a warning per stream and format naming where.
- * Resamplers and formats live in memory only: nothing goes to a state store, and a partition
- * whose offsets go back (it was revoked and is read again from its committed offset) drops
- * them and starts afresh. This file must never touch a
- * broker, a store or the value it is given: it only reads records and emits new ones.
+ * Formats are kept as the stream reader keeps them (rv__tformats_t: the latest definition of
+ * each id, at most RV__TFORMATS_MAX per stream). Resamplers and formats live in memory only:
+ * nothing goes to a state store, and a partition whose offsets go back (it was revoked and is
+ * read again from its committed offset) drops them and starts afresh. This file must never
+ * touch a broker, a store or the value it is given: it only reads records and emits new ones.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,15 +23,14 @@
 #include "rivulet/timeseries.h"
 #include "stream/stream_int.h"
 #include "telemetry/telemetry_int.h"
+#include "telemetry/tstream_int.h"
 
 /* ---- the operator's data ------------------------------------------------------------------- */
 
 typedef struct rstream_s {
-    char *id;                  /* the stream id (malloc) */
-    rv_tinterp_t *ip;          /* made on the stream's first frame */
-    rv_arena_t *formats_arena; /* the data formats seen (their latest definition each) */
-    const rv_tpacket_t **formats;
-    size_t nformats, fcap;
+    char *id;               /* the stream id (malloc) */
+    rv_tinterp_t *ip;       /* made on the stream's first frame */
+    rv__tformats_t formats; /* the data formats seen */
     uint32_t warned_format; /* the last format id warned about as unknown */
 } rstream_t;
 
@@ -63,8 +63,7 @@ typedef struct remit_s {
 static void slot_clear(rslot_t *sl) {
     for (size_t i = 0; i < sl->n; i++) {
         rv_tinterp_destroy(sl->streams[i].ip);
-        rv_arena_destroy(sl->streams[i].formats_arena);
-        free(sl->streams[i].formats);
+        rv__tformats_free(&sl->streams[i].formats);
         free(sl->streams[i].id);
     }
     sl->n = 0;
@@ -207,60 +206,6 @@ static rv_tinterp_t *interp_of(rop_t *op, rstream_t *s, rv_ctx_t *ctx, remit_t *
     return s->ip;
 }
 
-/* Remembers data format `p` of stream `s` (a copy; a later definition of the same id replaces
- * it). False on NOMEM. */
-static bool keep_format(rstream_t *s, const rv_tpacket_t *p) {
-    for (size_t i = 0; i < s->nformats; i++) {
-        if (s->formats[i]->u.format.format_id == p->u.format.format_id &&
-            rv_tpacket_equal(s->formats[i], p)) {
-            return true; /* a re-sent definition: nothing new */
-        }
-    }
-    if (!s->formats_arena && !(s->formats_arena = rv_arena_new(0))) {
-        return false;
-    }
-    rv_tpacket_t *copy = rv_arena_memdup(s->formats_arena, p, sizeof *copy);
-    const char **ids =
-        copy ? rv_arena_alloc(s->formats_arena, (p->u.format.count + 1) * sizeof *ids) : NULL;
-    if (!ids) {
-        return false;
-    }
-    for (size_t k = 0; k < p->u.format.count; k++) {
-        const char *id = p->u.format.parameter_ids[k] ? p->u.format.parameter_ids[k] : "";
-        if (!(ids[k] = rv_arena_strndup(s->formats_arena, id, strlen(id)))) {
-            return false;
-        }
-    }
-    copy->stream_id = NULL;
-    copy->u.format.parameter_ids = ids;
-    for (size_t i = 0; i < s->nformats; i++) {
-        if (s->formats[i]->u.format.format_id == p->u.format.format_id) {
-            s->formats[i] = copy; /* redefined (the old copy stays in the arena) */
-            return true;
-        }
-    }
-    if (s->nformats == s->fcap) {
-        size_t cap = s->fcap ? s->fcap * 2 : 4;
-        const rv_tpacket_t **v = realloc(s->formats, cap * sizeof *v);
-        if (!v) {
-            return false;
-        }
-        s->formats = v;
-        s->fcap = cap;
-    }
-    s->formats[s->nformats++] = copy;
-    return true;
-}
-
-static const rv_tpacket_t *format_of(const rstream_t *s, uint32_t id) {
-    for (size_t i = 0; i < s->nformats; i++) {
-        if (s->formats[i]->u.format.format_id == id) {
-            return s->formats[i];
-        }
-    }
-    return NULL;
-}
-
 /* The record's slot, with its mutex held; a partition read again from an earlier offset drops
  * what it held. NULL (ctx failed) on NOMEM. */
 static rslot_t *lock_slot(rop_t *op, rv_ctx_t *ctx) {
@@ -305,13 +250,15 @@ static rv_err_t on_format(rop_t *op, rv_ctx_t *ctx, rv_df_t *node, rv_value_t *v
         return RV_ERR_NOMEM;
     }
     rstream_t *s = stream_of(sl, ctx, pkt->stream_id ? pkt->stream_id : "");
-    bool ok = s && keep_format(s, pkt);
+    rv_error_t *err = NULL;
+    e = s ? rv__tformats_put(&s->formats, pkt, &err) : RV_ERR_NOMEM;
     pthread_mutex_unlock(&sl->mu);
-    if (!ok) {
+    if (e != RV_OK) {
         if (s) {
-            rv__ctx_failf(ctx, "resample: out of memory");
+            rv__ctx_failf(ctx, "resample: stream '%s': %s", s->id, rv_error_message(err));
         }
-        return RV_ERR_NOMEM;
+        rv_error_destroy(err);
+        return e;
     }
     return rv__df_emit(ctx, node, value);
 }
@@ -343,7 +290,7 @@ static rv_err_t rop_run(rv_ctx_t *ctx, rv_df_t *node, rv_value_t *value) {
     }
     const rv_tframe_t *f = pkt->u.frame;
     if (f->format_id != 0) {
-        const rv_tpacket_t *fmt = format_of(s, f->format_id);
+        const rv_tpacket_t *fmt = rv__tformats_find(&s->formats, f->format_id);
         if (fmt) {
             f = rv__tframe_name_columns(ctx->arena, f, fmt);
         } else if (s->warned_format != f->format_id) {

@@ -18,7 +18,6 @@
 #include "telemetry/telemetry_int.h"
 #include "telemetry/tstream_int.h"
 
-#define MAX_FORMATS 1024 /* per stream; past it the oldest is dropped */
 #define EXPIRE_EVERY_MS 1000
 
 typedef struct part_s {
@@ -31,8 +30,7 @@ typedef struct stream_s {
     char *topic;
     int32_t partition;
     part_t props, session, params, events;
-    part_t *formats;
-    size_t format_count;
+    rv__tformats_t formats;
     int64_t last_seen_ms;
     void *user;
 } stream_t;
@@ -105,10 +103,7 @@ static void stream_free(stream_t *s) {
     part_free(&s->session);
     part_free(&s->params);
     part_free(&s->events);
-    for (size_t i = 0; i < s->format_count; i++) {
-        part_free(&s->formats[i]);
-    }
-    free(s->formats);
+    rv__tformats_free(&s->formats);
     free(s->id);
     free(s->topic);
     free(s);
@@ -224,37 +219,6 @@ static stream_t *stream_get(rv_treader_t *r, const char *id, const rv_record_t *
     return s;
 }
 
-static const rv_tpacket_t *find_format(const stream_t *s, uint32_t id) {
-    for (size_t i = s->format_count; i-- > 0;) {
-        if (s->formats[i].p->u.format.format_id == id) {
-            return s->formats[i].p;
-        }
-    }
-    return NULL;
-}
-
-static rv_err_t apply_format(stream_t *s, const rv_tpacket_t *p, rv_error_t **err) {
-    for (size_t i = 0; i < s->format_count; i++) {
-        if (s->formats[i].p->u.format.format_id == p->u.format.format_id) {
-            return rv_tpacket_equal(s->formats[i].p, p) ? RV_OK : part_set(&s->formats[i], p, err);
-        }
-    }
-    if (s->format_count == MAX_FORMATS) {
-        part_free(&s->formats[0]);
-        memmove(s->formats, s->formats + 1, (MAX_FORMATS - 1) * sizeof *s->formats);
-        s->format_count--;
-    }
-    part_t *grown = realloc(s->formats, (s->format_count + 1) * sizeof *grown);
-    if (!grown) {
-        return rv__error_set(err, RV_ERR_NOMEM, "telemetry reader: out of memory");
-    }
-    s->formats = grown;
-    s->formats[s->format_count] = (part_t){0};
-    rv_err_t e = part_set(&s->formats[s->format_count], p, err);
-    s->format_count += e == RV_OK;
-    return e;
-}
-
 static bool str_eq(const char *a, const char *b) {
     return a == b || (a && b && strcmp(a, b) == 0);
 }
@@ -336,7 +300,7 @@ static const rv_tframe_t *resolve(rv_treader_t *r, stream_t *s, const rv_tframe_
     if (!f || f->format_id == 0) {
         return f;
     }
-    const rv_tpacket_t *fmt = find_format(s, f->format_id);
+    const rv_tpacket_t *fmt = rv__tformats_find(&s->formats, f->format_id);
     if (!fmt) {
         return r->opts.deliver_undefined ? f : NULL;
     }
@@ -369,7 +333,7 @@ static rv_err_t apply(rv_treader_t *r, stream_t *s, const rv_tpacket_t *p, rv_er
             }
             break;
         case RV_TPACKET_DATA_FORMAT:
-            e = apply_format(s, p, err);
+            e = rv__tformats_put(&s->formats, p, err);
             break;
         case RV_TPACKET_SESSION_START:
         case RV_TPACKET_SESSION_INFO:

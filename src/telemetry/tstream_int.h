@@ -26,6 +26,25 @@ RV__HIDDEN rv_err_t rv__tencode(rv_twire_t wire, const rv_tpacket_t *p, rv_strbu
 RV__HIDDEN rv_err_t rv__tpacket_clone(rv_arena_t *arena, const rv_tpacket_t *p, rv_tpacket_t **out,
                                       rv_error_t **err);
 
+/* A stream's data formats: the latest definition of each format id, each copied into its own
+ * arena, at most RV__TFORMATS_MAX (past it the oldest is dropped). Zero-initialise. */
+#define RV__TFORMATS_MAX 1024
+typedef struct rv__tformat_s {
+    rv_arena_t *arena;
+    rv_tpacket_t *p;
+} rv__tformat_t;
+typedef struct rv__tformats_s {
+    rv__tformat_t *v;
+    size_t n;
+} rv__tformats_t;
+
+/* Keeps data format `p` (a copy; a redefinition of its id replaces the old one, an identical
+ * one costs nothing). RV_ERR_NOMEM with *err. */
+RV__HIDDEN rv_err_t rv__tformats_put(rv__tformats_t *fs, const rv_tpacket_t *p, rv_error_t **err);
+/* The definition of format `id`, or NULL. */
+RV__HIDDEN const rv_tpacket_t *rv__tformats_find(const rv__tformats_t *fs, uint32_t id);
+RV__HIDDEN void rv__tformats_free(rv__tformats_t *fs);
+
 /* The data time of a timed packet (frame: earliest row; periodic: start; events: earliest;
  * markers: earliest start; coverage: its time). False for untimed packets and empty ones. */
 RV__HIDDEN bool rv__tpacket_time(const rv_tpacket_t *p, int64_t *t);

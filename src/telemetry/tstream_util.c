@@ -254,3 +254,62 @@ void rv__tmap_free(rv__tmap_t *m) {
     free(m->vals);
     *m = (rv__tmap_t){0};
 }
+
+/* ---- a stream's data formats ---------------------------------------------------------------- */
+
+/* Sets `f` to a copy of `p` in a new arena (the old one freed once the copy exists). */
+static rv_err_t format_set(rv__tformat_t *f, const rv_tpacket_t *p, rv_error_t **err) {
+    rv_arena_t *a = rv_arena_new(0);
+    rv_tpacket_t *copy = NULL;
+    if (!a) {
+        return rv__error_set(err, RV_ERR_NOMEM, "telemetry: out of memory for a data format");
+    }
+    rv_err_t e = rv__tpacket_clone(a, p, &copy, err);
+    if (e != RV_OK) {
+        rv_arena_destroy(a);
+        return e;
+    }
+    rv_arena_destroy(f->arena);
+    f->arena = a;
+    f->p = copy;
+    return RV_OK;
+}
+
+rv_err_t rv__tformats_put(rv__tformats_t *fs, const rv_tpacket_t *p, rv_error_t **err) {
+    for (size_t i = 0; i < fs->n; i++) {
+        if (fs->v[i].p->u.format.format_id == p->u.format.format_id) {
+            return rv_tpacket_equal(fs->v[i].p, p) ? RV_OK : format_set(&fs->v[i], p, err);
+        }
+    }
+    if (fs->n == RV__TFORMATS_MAX) {
+        rv_arena_destroy(fs->v[0].arena);
+        memmove(fs->v, fs->v + 1, (RV__TFORMATS_MAX - 1) * sizeof *fs->v);
+        fs->n--;
+    }
+    rv__tformat_t *grown = realloc(fs->v, (fs->n + 1) * sizeof *grown);
+    if (!grown) {
+        return rv__error_set(err, RV_ERR_NOMEM, "telemetry: out of memory for a data format");
+    }
+    fs->v = grown;
+    fs->v[fs->n] = (rv__tformat_t){0};
+    rv_err_t e = format_set(&fs->v[fs->n], p, err);
+    fs->n += e == RV_OK;
+    return e;
+}
+
+const rv_tpacket_t *rv__tformats_find(const rv__tformats_t *fs, uint32_t id) {
+    for (size_t i = fs->n; i-- > 0;) {
+        if (fs->v[i].p->u.format.format_id == id) {
+            return fs->v[i].p;
+        }
+    }
+    return NULL;
+}
+
+void rv__tformats_free(rv__tformats_t *fs) {
+    for (size_t i = 0; i < fs->n; i++) {
+        rv_arena_destroy(fs->v[i].arena);
+    }
+    free(fs->v);
+    *fs = (rv__tformats_t){0};
+}
