@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rivulet/rivulet.h"
+
 #if defined(__GNUC__)
 #define RV_BENCH_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
@@ -172,5 +174,22 @@ void rv_bench_rss_sampler_stop(const char *suite);
  * Returns posix_spawn()'s result.
  */
 int rv_bench_spawn_self(pid_t *pid, const char *suite, char **envp);
+
+/* What rv_bench_run_app() measured. */
+typedef struct rv_bench_app_run_s {
+    double t0_ns, t1_ns; /* rv_app_run() called and returned (rv_bench_now_ns()) */
+    rv_app_metrics_t metrics;
+    long hwm_kb; /* the process's peak RSS (VmHWM) after the application was destroyed */
+} rv_bench_app_run_t;
+
+/*
+ * A child run's application: runs `app` (built up to dataframe `df`, NULL when building
+ * failed) until every input partition is read to its end, takes its metrics, stops the RSS
+ * sampler when `sampling`, destroys the application and reads the peak RSS into *out. False
+ * after a line on stderr prefixed by `suite` when building or the run failed (the application
+ * is destroyed either way).
+ */
+bool rv_bench_run_app(const char *suite, rv_app_t *app, const rv_df_t *df, bool sampling,
+                      rv_bench_app_run_t *out);
 
 #endif

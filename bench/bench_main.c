@@ -695,3 +695,26 @@ int rv_bench_spawn_self(pid_t *pid, const char *suite, char **envp) {
     char *argv[] = {"rivulet_bench", (char *)suite, NULL};
     return posix_spawn(pid, self, NULL, NULL, argv, envp);
 }
+
+/* ---- a child's application run ---------------------------------------------------------------- */
+
+bool rv_bench_run_app(const char *suite, rv_app_t *app, const rv_df_t *df, bool sampling,
+                      rv_bench_app_run_t *out) {
+    rv_run_opts_t ro = {.until_end = true, .timeout_ms = 600000};
+    rv_error_t *err = NULL;
+    memset(out, 0, sizeof *out);
+    out->t0_ns = rv_bench_now_ns();
+    rv_err_t e = df ? rv_app_run(app, &ro, &err) : RV_ERR_INVALID_ARG;
+    out->t1_ns = rv_bench_now_ns();
+    if (e != RV_OK) {
+        fprintf(stderr, "[%s] child: %s\n", suite, err ? rv_error_message(err) : "building failed");
+        rv_error_destroy(err);
+    }
+    rv_app_metrics(app, &out->metrics);
+    if (sampling) {
+        rv_bench_rss_sampler_stop(suite);
+    }
+    rv_app_destroy(app);
+    out->hwm_kb = rv_bench_status_kb("VmHWM");
+    return e == RV_OK;
+}

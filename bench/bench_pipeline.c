@@ -310,23 +310,13 @@ static int child_main(void) {
     df = rv_df_to_topic(df, tout);
     rv_arena_destroy(arena);
 
-    rv_run_opts_t ro = {.until_end = true, .timeout_ms = 600000};
-    double t0 = rv_bench_now_ns();
-    rv_err_t e = df ? rv_app_run(app, &ro, &err) : RV_ERR_INVALID_ARG;
-    double t1 = rv_bench_now_ns();
-    if (e != RV_OK) {
-        fprintf(stderr, "[pipeline] child: %s\n", err ? rv_error_message(err) : "building failed");
-        rv_error_destroy(err);
-        rv_app_destroy(app);
+    rv_bench_app_run_t run;
+    if (!rv_bench_run_app(SUITE, app, df, sampling, &run)) {
         return 1;
     }
-    rv_app_metrics_t m;
-    rv_app_metrics(app, &m);
-    if (sampling) {
-        rv_bench_rss_sampler_stop(SUITE);
-    }
-    rv_app_destroy(app);
-    long hwm_kb = rv_bench_status_kb("VmHWM");
+    const rv_app_metrics_t m = run.metrics;
+    double t0 = run.t0_ns, t1 = run.t1_ns;
+    long hwm_kb = run.hwm_kb;
     double first = (double)atomic_load(&c.first_ns);
     FILE *f = fopen(result, "w");
     if (!f) {

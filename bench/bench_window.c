@@ -97,23 +97,13 @@ static int child_main(void) {
     rv_df_t *df = tout ? rv_app_dataframe(app, tin) : NULL;
     df = rv_df_window(df, &wo, five_aggs ? five : mean_only, five_aggs ? 5 : 1);
     df = rv_df_to_topic(df, tout);
-    rv_run_opts_t ro = {.until_end = true, .timeout_ms = 600000};
-    double t0 = rv_bench_now_ns();
-    rv_err_t e = df ? rv_app_run(app, &ro, &err) : RV_ERR_INVALID_ARG;
-    double t1 = rv_bench_now_ns();
-    if (e != RV_OK) {
-        fprintf(stderr, "[window] child: %s\n", err ? rv_error_message(err) : "building failed");
-        rv_error_destroy(err);
-        rv_app_destroy(app);
+    rv_bench_app_run_t run;
+    if (!rv_bench_run_app(SUITE, app, df, sampling, &run)) {
         return 1;
     }
-    rv_app_metrics_t m;
-    rv_app_metrics(app, &m);
-    if (sampling) {
-        rv_bench_rss_sampler_stop(SUITE);
-    }
-    rv_app_destroy(app);
-    long hwm_kb = rv_bench_status_kb("VmHWM");
+    const rv_app_metrics_t m = run.metrics;
+    double t0 = run.t0_ns, t1 = run.t1_ns;
+    long hwm_kb = run.hwm_kb;
     FILE *f = fopen(result, "w");
     if (!f) {
         return 1;
