@@ -20,16 +20,11 @@
 
 #define EXPIRE_EVERY_MS 1000
 
-typedef struct part_s {
-    rv_arena_t *arena;
-    rv_tpacket_t *p;
-} part_t;
-
 typedef struct stream_s {
     char *id;
     char *topic;
     int32_t partition;
-    part_t props, session, params, events;
+    rv__tkept_t props, session, params, events;
     rv__tformats_t formats;
     int64_t last_seen_ms;
     void *user;
@@ -73,36 +68,14 @@ rv_treader_t *rv_treader_new(const rv_treader_opts_t *opts, const rv_treader_cal
     return r;
 }
 
-static void part_free(part_t *pt) {
-    rv_arena_destroy(pt->arena);
-    *pt = (part_t){0};
-}
-
-static rv_err_t part_set(part_t *pt, const rv_tpacket_t *p, rv_error_t **err) {
-    rv_arena_t *a = rv_arena_new(0);
-    rv_tpacket_t *copy = NULL;
-    if (!a) {
-        return rv__error_set(err, RV_ERR_NOMEM, "telemetry reader: out of memory");
-    }
-    rv_err_t e = rv__tpacket_clone(a, p, &copy, err);
-    if (e != RV_OK) {
-        rv_arena_destroy(a);
-        return e;
-    }
-    part_free(pt);
-    pt->arena = a;
-    pt->p = copy;
-    return RV_OK;
-}
-
 static void stream_free(stream_t *s) {
     if (!s) {
         return;
     }
-    part_free(&s->props);
-    part_free(&s->session);
-    part_free(&s->params);
-    part_free(&s->events);
+    rv__tkept_free(&s->props);
+    rv__tkept_free(&s->session);
+    rv__tkept_free(&s->params);
+    rv__tkept_free(&s->events);
     rv__tformats_free(&s->formats);
     free(s->id);
     free(s->topic);
@@ -226,7 +199,7 @@ static bool str_eq(const char *a, const char *b) {
 /* Merges definitions by id into the stored set; *changed says whether anything changed. */
 static rv_err_t merge_defs(stream_t *s, const rv_tpacket_t *p, bool *changed, rv_error_t **err) {
     bool params = p->type == RV_TPACKET_PARAMETER_DEFINITIONS;
-    part_t *pt = params ? &s->params : &s->events;
+    rv__tkept_t *pt = params ? &s->params : &s->events;
     size_t old = pt->p ? (params ? pt->p->u.parameters.count : pt->p->u.event_defs.count) : 0;
     size_t add = params ? p->u.parameters.count : p->u.event_defs.count;
     size_t size = params ? sizeof(rv_tparameter_def_t) : sizeof(rv_tevent_def_t);
@@ -266,7 +239,7 @@ static rv_err_t merge_defs(stream_t *s, const rv_tpacket_t *p, bool *changed, rv
     rv_err_t e = RV_OK;
     *changed = !pt->p || !rv_tpacket_equal(pt->p, &m);
     if (*changed) {
-        e = part_set(pt, &m, err);
+        e = rv__tkept_set(pt, &m, err);
     }
     free(all);
     return e;
@@ -275,7 +248,7 @@ static rv_err_t merge_defs(stream_t *s, const rv_tpacket_t *p, bool *changed, rv
 /* The session with an info packet applied. */
 static rv_err_t apply_session_info(stream_t *s, const rv_tpacket_t *p, rv_error_t **err) {
     if (!s->session.p) {
-        return part_set(&s->session, p, err);
+        return rv__tkept_set(&s->session, p, err);
     }
     rv_tpacket_t m = *s->session.p;
     const rv_tsession_t *in = &p->u.session;
@@ -292,7 +265,8 @@ static rv_err_t apply_session_info(stream_t *s, const rv_tpacket_t *p, rv_error_
     if (rv_tpacket_equal(&m, s->session.p)) {
         return RV_OK;
     }
-    return part_set(&s->session, &m, err); /* part_set copies before freeing the old arena */
+    return rv__tkept_set(&s->session, &m,
+                         err); /* rv__tkept_set copies before freeing the old arena */
 }
 
 /* Resolves unnamed columns of a frame from its data format. NULL: hold it back. */
@@ -316,7 +290,7 @@ static rv_err_t apply(rv_treader_t *r, stream_t *s, const rv_tpacket_t *p, rv_er
     switch (p->type) {
         case RV_TPACKET_STREAM_PROPERTIES:
             if (!s->props.p || !rv_tpacket_equal(s->props.p, p)) {
-                e = part_set(&s->props, p, err);
+                e = rv__tkept_set(&s->props, p, err);
                 changed = e == RV_OK;
             }
             if (changed && cb->on_properties) {
@@ -341,7 +315,7 @@ static rv_err_t apply(rv_treader_t *r, stream_t *s, const rv_tpacket_t *p, rv_er
             bool repeat = false;
             if (p->type == RV_TPACKET_SESSION_START) {
                 repeat = s->session.p && rv_tpacket_equal(s->session.p, p);
-                e = repeat ? RV_OK : part_set(&s->session, p, err);
+                e = repeat ? RV_OK : rv__tkept_set(&s->session, p, err);
             } else if (p->type == RV_TPACKET_SESSION_INFO) {
                 /* A re-sent info changes nothing: the stored session stays as it was. */
                 bool had = s->session.p != NULL;
@@ -451,7 +425,7 @@ rv_err_t rv_treader_feed(rv_treader_t *r, const rv_record_t *rec, rv_error_t **e
     s->partition = rec->partition;
     if (fresh) {
         if (p->type == RV_TPACKET_STREAM_PROPERTIES) {
-            e = part_set(&s->props, p, err);
+            e = rv__tkept_set(&s->props, p, err);
             if (e != RV_OK) {
                 return e;
             }

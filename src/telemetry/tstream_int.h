@@ -26,15 +26,22 @@ RV__HIDDEN rv_err_t rv__tencode(rv_twire_t wire, const rv_tpacket_t *p, rv_strbu
 RV__HIDDEN rv_err_t rv__tpacket_clone(rv_arena_t *arena, const rv_tpacket_t *p, rv_tpacket_t **out,
                                       rv_error_t **err);
 
-/* A stream's data formats: the latest definition of each format id, each copied into its own
- * arena, at most RV__TFORMATS_MAX (past it the oldest is dropped). Zero-initialise. */
-#define RV__TFORMATS_MAX 1024
-typedef struct rv__tformat_s {
+/* A packet kept: a deep copy in its own arena (NULL p: none). Zero-initialise. */
+typedef struct rv__tkept_s {
     rv_arena_t *arena;
     rv_tpacket_t *p;
-} rv__tformat_t;
+} rv__tkept_t;
+
+/* Replaces what `k` keeps with a copy of `p` (the old copy is freed once the new one exists).
+ * RV_ERR_NOMEM with *err. */
+RV__HIDDEN rv_err_t rv__tkept_set(rv__tkept_t *k, const rv_tpacket_t *p, rv_error_t **err);
+RV__HIDDEN void rv__tkept_free(rv__tkept_t *k);
+
+/* A stream's data formats: the latest definition of each format id, each kept in its own
+ * arena, at most RV__TFORMATS_MAX (past it the oldest is dropped). Zero-initialise. */
+#define RV__TFORMATS_MAX 1024
 typedef struct rv__tformats_s {
-    rv__tformat_t *v;
+    rv__tkept_t *v;
     size_t n;
 } rv__tformats_t;
 

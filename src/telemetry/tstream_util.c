@@ -257,42 +257,46 @@ void rv__tmap_free(rv__tmap_t *m) {
 
 /* ---- a stream's data formats ---------------------------------------------------------------- */
 
-/* Sets `f` to a copy of `p` in a new arena (the old one freed once the copy exists). */
-static rv_err_t format_set(rv__tformat_t *f, const rv_tpacket_t *p, rv_error_t **err) {
+rv_err_t rv__tkept_set(rv__tkept_t *k, const rv_tpacket_t *p, rv_error_t **err) {
     rv_arena_t *a = rv_arena_new(0);
     rv_tpacket_t *copy = NULL;
     if (!a) {
-        return rv__error_set(err, RV_ERR_NOMEM, "telemetry: out of memory for a data format");
+        return rv__error_set(err, RV_ERR_NOMEM, "telemetry: out of memory for a packet copy");
     }
     rv_err_t e = rv__tpacket_clone(a, p, &copy, err);
     if (e != RV_OK) {
         rv_arena_destroy(a);
         return e;
     }
-    rv_arena_destroy(f->arena);
-    f->arena = a;
-    f->p = copy;
+    rv__tkept_free(k);
+    k->arena = a;
+    k->p = copy;
     return RV_OK;
+}
+
+void rv__tkept_free(rv__tkept_t *k) {
+    rv_arena_destroy(k->arena);
+    *k = (rv__tkept_t){0};
 }
 
 rv_err_t rv__tformats_put(rv__tformats_t *fs, const rv_tpacket_t *p, rv_error_t **err) {
     for (size_t i = 0; i < fs->n; i++) {
         if (fs->v[i].p->u.format.format_id == p->u.format.format_id) {
-            return rv_tpacket_equal(fs->v[i].p, p) ? RV_OK : format_set(&fs->v[i], p, err);
+            return rv_tpacket_equal(fs->v[i].p, p) ? RV_OK : rv__tkept_set(&fs->v[i], p, err);
         }
     }
     if (fs->n == RV__TFORMATS_MAX) {
-        rv_arena_destroy(fs->v[0].arena);
+        rv__tkept_free(&fs->v[0]);
         memmove(fs->v, fs->v + 1, (RV__TFORMATS_MAX - 1) * sizeof *fs->v);
         fs->n--;
     }
-    rv__tformat_t *grown = realloc(fs->v, (fs->n + 1) * sizeof *grown);
+    rv__tkept_t *grown = realloc(fs->v, (fs->n + 1) * sizeof *grown);
     if (!grown) {
         return rv__error_set(err, RV_ERR_NOMEM, "telemetry: out of memory for a data format");
     }
     fs->v = grown;
-    fs->v[fs->n] = (rv__tformat_t){0};
-    rv_err_t e = format_set(&fs->v[fs->n], p, err);
+    fs->v[fs->n] = (rv__tkept_t){0};
+    rv_err_t e = rv__tkept_set(&fs->v[fs->n], p, err);
     fs->n += e == RV_OK;
     return e;
 }
@@ -308,7 +312,7 @@ const rv_tpacket_t *rv__tformats_find(const rv__tformats_t *fs, uint32_t id) {
 
 void rv__tformats_free(rv__tformats_t *fs) {
     for (size_t i = 0; i < fs->n; i++) {
-        rv_arena_destroy(fs->v[i].arena);
+        rv__tkept_free(&fs->v[i]);
     }
     free(fs->v);
     *fs = (rv__tformats_t){0};
