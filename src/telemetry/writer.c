@@ -17,11 +17,6 @@
 #define SEND_RETRIES 100 /* x 100 ms of polling while the producer's queue is full */
 
 /* A stored packet: a deep copy in its own arena, replaced as a whole. */
-typedef struct part_s {
-    rv_arena_t *arena;
-    rv_tpacket_t *p;
-} part_t;
-
 typedef struct format_s {
     uint32_t id;
     rv_tpacket_t *p; /* in w->formats_arena */
@@ -36,7 +31,7 @@ struct rv_twriter_s {
     int64_t redefine_packets;     /* < 0 never */
     bool compact_frames;          /* frames leave their format's names out */
 
-    part_t props, session, info, params, events;
+    rv__tkept_t props, session, info, params, events;
     rv_arena_t *formats_arena;
     format_t *formats;
     size_t format_count;
@@ -86,20 +81,15 @@ const char *rv_twriter_stream_id(const rv_twriter_t *w) {
     return w->stream_id;
 }
 
-static void part_free(part_t *pt) {
-    rv_arena_destroy(pt->arena);
-    *pt = (part_t){0};
-}
-
 void rv_twriter_destroy(rv_twriter_t *w) {
     if (!w) {
         return;
     }
-    part_free(&w->props);
-    part_free(&w->session);
-    part_free(&w->info);
-    part_free(&w->params);
-    part_free(&w->events);
+    rv__tkept_free(&w->props);
+    rv__tkept_free(&w->session);
+    rv__tkept_free(&w->info);
+    rv__tkept_free(&w->params);
+    rv__tkept_free(&w->events);
     rv_arena_destroy(w->formats_arena);
     rv_arena_destroy(w->scratch);
     free(w->formats);
@@ -168,26 +158,17 @@ static rv_err_t send_packet(rv_twriter_t *w, rv_tpacket_t *p, rv_error_t **err) 
 }
 
 /* Replaces a stored part with a deep copy of `p`. */
-static rv_err_t part_set(rv_twriter_t *w, part_t *pt, const rv_tpacket_t *p, rv_error_t **err) {
-    rv_arena_t *a = rv_arena_new(0);
-    rv_tpacket_t *copy = NULL;
-    if (!a) {
-        return rv__error_set(err, RV_ERR_NOMEM, "telemetry writer: out of memory");
-    }
-    rv_err_t e = rv__tpacket_clone(a, p, &copy, err);
-    if (e != RV_OK) {
-        rv_arena_destroy(a);
-        return rv__error_prefix(err, e, "telemetry writer: topic '%s' stream '%s': ", w->topic,
-                                w->stream_id);
-    }
-    part_free(pt);
-    pt->arena = a;
-    pt->p = copy;
-    return RV_OK;
+static rv_err_t part_set(rv_twriter_t *w, rv__tkept_t *pt, const rv_tpacket_t *p,
+                         rv_error_t **err) {
+    rv_err_t e = rv__tkept_set(pt, p, err);
+    return e == RV_OK
+               ? RV_OK
+               : rv__error_prefix(err, e, "telemetry writer: topic '%s' stream '%s': ", w->topic,
+                                  w->stream_id);
 }
 
 rv_err_t rv_twriter_redefine(rv_twriter_t *w, rv_error_t **err) {
-    part_t *parts[] = {&w->props, &w->session, &w->info, &w->params, &w->events};
+    rv__tkept_t *parts[] = {&w->props, &w->session, &w->info, &w->params, &w->events};
     for (size_t i = 0; i < RV_ARRAY_LEN(parts); i++) {
         if (parts[i]->p) {
             rv_err_t e = send_packet(w, parts[i]->p, err);
